@@ -1,0 +1,206 @@
+"""The Python API: compile a program once, then evaluate it at one point or many.
+
+    >>> import jacli
+    >>> prog = jacli.compile("r = sqrt(x^2 + y^2); theta = atan2(y, x)")
+    >>> prog.jacobian({"x": 3.0, "y": 4.0}).jacobian
+    array([[ 0.6 ,  0.8 ],
+           [-0.16,  0.12]])
+
+A point is a mapping from variable names to numbers; give arrays of equal length
+(or a mix of arrays and numbers, which are shared) to evaluate B points at once.
+Results of a single point have no batch axis; results of arrays have it first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .engine import DomainWarning, Partials, WarningLog, evaluate
+from .errors import JacliError
+from .parse import parse
+from .tape import Tape
+
+#: Points are evaluated in chunks of this many, so memory stays bounded.
+CHUNK = 1 << 15
+
+
+@dataclass
+class Result:
+    """Values (and derivatives) of a program at B points.
+
+    `value` is (B, m) and `jacobian` (B, m, n); for a single point the B axis is
+    dropped. `inputs` name the n columns, `outputs` the m rows.
+    """
+    inputs: list[str]
+    outputs: list[str]
+    at: dict[str, np.ndarray]
+    value: np.ndarray
+    jacobian: np.ndarray | None = None
+    warnings: list[DomainWarning] = field(default_factory=list)
+
+    @property
+    def gradient(self) -> np.ndarray:
+        """The Jacobian's only row: (B, n), or (n,) for one point."""
+        if self.jacobian is None or len(self.outputs) != 1:
+            raise ValueError("gradient needs a Jacobian of exactly one output")
+        return self.jacobian[..., 0, :]
+
+
+@dataclass
+class Trace:
+    """One point's pass through the tape, for showing how the Jacobian is built."""
+    tape: Tape
+    inputs: list[str]
+    outputs: list[str]
+    output_nodes: list[int]
+    values: list[float | None]                        # per node
+    partials: dict[tuple[int, int], float]            # (node, argument position) -> value
+    adjoints: list[list[float | None]]                # per output, per node
+    jacobian: np.ndarray                              # (m, n)
+    warnings: list[DomainWarning]
+
+
+def compile(source: str) -> "Program":  # noqa: A001 - the natural name, like re.compile
+    """Parse `source` into a Program, or raise JacliError pointing into it."""
+    return Program(source)
+
+
+class Program:
+    """A parsed jacli program: its tape, outputs and variables."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.tape = parse(source)
+        needed = self.tape.dependencies(self.tape.output_nodes)
+        #: Free variables of the outputs, in order of first appearance.
+        self.variables: list[str] = [v for v in self.tape.variables
+                                     if needed[self.tape.variable_nodes[v]]]
+
+    @property
+    def outputs(self) -> list[str]:
+        return list(self.tape.outputs)
+
+    def __repr__(self) -> str:
+        return f"jacli.Program({self.source!r})"
+
+    # --- selecting -------------------------------------------------------------------
+    def select_outputs(self, outputs: Sequence[str] | None) -> list[str]:
+        if not outputs:
+            return self.outputs
+        for name in outputs:
+            if name not in self.tape.outputs:
+                raise JacliError(f"no output named '{name}'; the outputs are "
+                                 + ", ".join(self.tape.outputs), origin="--out")
+        return list(outputs)
+
+    def select_inputs(self, wrt: Sequence[str] | None) -> list[str]:
+        if wrt is None:
+            return list(self.variables)
+        seen = set()
+        for name in wrt:
+            if name not in self.variables:
+                known = ", ".join(self.variables) or "none"
+                raise JacliError(f"'{name}' is not a variable of the program "
+                                 f"(its variables: {known})", origin="--wrt")
+            if name in seen:
+                raise JacliError(f"'{name}' is named twice", origin="--wrt")
+            seen.add(name)
+        return list(wrt)
+
+    def unused(self, names) -> list[str]:
+        """The names in `names` that are not variables of the program."""
+        return [n for n in names if n not in self.variables]
+
+    def _bind(self, point: Mapping, output_nodes: list[int]):
+        """Arrays (B,) for every variable the outputs need; B; whether batched."""
+        needed = self.tape.dependencies(output_nodes)
+        env, batch, batched = {}, 1, False
+        for name in self.variables:
+            if name not in point:
+                if needed[self.tape.variable_nodes[name]]:
+                    node = self.tape.nodes[self.tape.variable_nodes[name]]
+                    raise JacliError(f"no value for variable '{name}'", node.span, self.source,
+                                     hint=f"give it a value, e.g. --at {name}=1")
+                continue
+            value = np.asarray(point[name], dtype=float)
+            if value.ndim > 1:
+                raise JacliError(f"the values of '{name}' must be a number or a 1-D array")
+            if value.ndim == 1:
+                if batched and len(value) != batch:
+                    raise JacliError(f"'{name}' has {len(value)} values, others {batch}")
+                batch, batched = len(value), True
+            env[name] = value
+        for name, value in env.items():
+            if value.ndim == 0:
+                env[name] = np.full(batch, value)
+        return env, batch, batched
+
+    # --- evaluating --------------------------------------------------------------------
+    def _run(self, point: Mapping, outputs, wrt, with_jacobian: bool) -> Result:
+        outputs = self.select_outputs(outputs)
+        inputs = self.select_inputs(wrt)
+        output_nodes = [self.tape.output_nodes[self.tape.outputs.index(o)] for o in outputs]
+        env, batch, batched = self._bind(point, output_nodes)
+        log = WarningLog()
+        value = np.empty((batch, len(outputs)))
+        jacobian = np.empty((batch, len(outputs), len(inputs))) if with_jacobian else None
+        for start in range(0, batch, CHUNK):
+            stop = min(start + CHUNK, batch)
+            chunk_env = {name: v[start:stop] for name, v in env.items()}
+            sweep = evaluate(self.tape, chunk_env, stop - start, output_nodes,
+                             inputs if with_jacobian else None, log)
+            value[start:stop] = sweep.outputs
+            if with_jacobian:
+                jacobian[start:stop] = sweep.jacobian
+        if not batched:
+            value = value[0]
+            jacobian = jacobian[0] if with_jacobian else None
+            env = {name: v[0] for name, v in env.items()}
+        return Result(inputs, outputs, env, value, jacobian, log.warnings)
+
+    def eval(self, point: Mapping, outputs: Sequence[str] | None = None) -> Result:
+        """Values of the outputs (all, or those named) at `point`."""
+        return self._run(point, outputs, None, with_jacobian=False)
+
+    def jacobian(self, point: Mapping, wrt: Sequence[str] | None = None,
+                 outputs: Sequence[str] | None = None) -> Result:
+        """Values and the Jacobian d outputs / d wrt (default: every variable)."""
+        return self._run(point, outputs, wrt, with_jacobian=True)
+
+    def grad(self, point: Mapping, wrt: Sequence[str] | None = None,
+             output: str | None = None) -> Result:
+        """Value and gradient of one scalar output (the only one, or `output`)."""
+        if output is None and len(self.tape.outputs) != 1:
+            raise JacliError(f"grad needs one scalar output, and the program has "
+                             f"{len(self.tape.outputs)} ({', '.join(self.tape.outputs)}): "
+                             "choose one with --out", origin="--out")
+        return self._run(point, [output] if output else None, wrt, with_jacobian=True)
+
+    def trace(self, point: Mapping, wrt: Sequence[str] | None = None,
+              outputs: Sequence[str] | None = None) -> Trace:
+        """The tape at one point: every entry's value, local partials and adjoints."""
+        outputs = self.select_outputs(outputs)
+        inputs = self.select_inputs(wrt)
+        output_nodes = [self.tape.output_nodes[self.tape.outputs.index(o)] for o in outputs]
+        env, batch, batched = self._bind(point, output_nodes)
+        if batched and batch != 1:
+            raise JacliError("the tape is shown at one point at a time")
+        env = {name: v[:1] for name, v in env.items()}
+        log = WarningLog()
+        sweep = evaluate(self.tape, env, 1, output_nodes, inputs, log, keep=True)
+        scalar = _first
+        partials: Partials = sweep.partials
+        return Trace(self.tape, inputs, outputs, output_nodes,
+                     [scalar(v) for v in sweep.values],
+                     {key: scalar(v) for key, v in partials.cache.items()},
+                     [[scalar(a) for a in adjoints] for adjoints in sweep.adjoints],
+                     sweep.jacobian[0], log.warnings)
+
+
+def _first(value) -> float | None:
+    if value is None:
+        return None
+    return float(np.asarray(value).reshape(-1)[0])

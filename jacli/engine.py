@@ -1,0 +1,187 @@
+"""Forward evaluation and reverse sweeps over a tape, vectorized over B points.
+
+Values are NumPy arrays of shape (B,) (or scalars for nodes that depend on no
+variable). Nothing here knows about parsing, the command line or rendering.
+
+Symbolic constants: a partial that a rule returns as a plain Python float
+(`m.const(...)`) is exact; 0.0 means "no contribution" (skipped), +-1.0 means the
+adjoint passes through unchanged. Constant nodes evaluate to np.float64, so the
+two are never confused (np.float64 is not `float` by `type(...) is float`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .prims import NUMERIC, PRIMITIVES
+from .tape import CONST, VAR, Tape
+
+_NUMPY_KINDS = {  # NumPy's floating-point error -> what jacli says
+    "divide by zero": "division by zero (result is inf)",
+    "invalid value": "invalid value (result is nan)",
+    "overflow": "overflow (result is inf)",
+}
+
+
+@dataclass(frozen=True)
+class DomainWarning:
+    """A floating-point domain error seen while evaluating one tape node."""
+    kind: str                    # "division by zero (result is inf)", ...
+    op: str                      # primitive name
+    span: tuple[int, int] | None
+    in_derivative: bool
+
+    def message(self, source: str) -> str:
+        what = f"derivative of {self.op}" if self.in_derivative else self.op
+        text = f"{what}: {self.kind}"
+        if self.span:
+            start, end = self.span
+            line = source.count("\n", 0, start) + 1
+            col = start - (source.rfind("\n", 0, start) + 1) + 1
+            snippet = source[start:end]
+            if len(snippet) > 40:
+                snippet = snippet[:37] + "..."
+            text += f" in `{snippet}` at {line}:{col}"
+        return text
+
+
+@dataclass
+class WarningLog:
+    """Collects floating-point warnings, one per (kind, operation)."""
+    seen: dict[tuple[str, str, bool], DomainWarning] = field(default_factory=dict)
+    node: int = -1
+    in_derivative: bool = False
+    tape: Tape | None = None
+
+    def __call__(self, numpy_kind: str, flag: int) -> None:
+        kind = _NUMPY_KINDS.get(numpy_kind, numpy_kind)
+        node = self.tape.nodes[self.node]
+        key = (kind, node.op, self.in_derivative)
+        if key not in self.seen:
+            self.seen[key] = DomainWarning(kind, node.op, node.span, self.in_derivative)
+
+    def errstate(self):
+        return np.errstate(divide="call", invalid="call", over="call", under="ignore", call=self)
+
+    @property
+    def warnings(self) -> list[DomainWarning]:
+        return list(self.seen.values())
+
+
+def forward(tape: Tape, env: dict[str, np.ndarray], needed: list[bool], log: WarningLog) -> list:
+    """The value of every needed node. `env` maps variable names to arrays (B,)."""
+    values: list = [None] * len(tape.nodes)
+    log.tape, log.in_derivative = tape, False
+    with log.errstate():
+        for index, node in enumerate(tape.nodes):
+            if not needed[index]:
+                continue
+            if node.op == CONST:
+                values[index] = np.float64(node.value)
+            elif node.op == VAR:
+                values[index] = env[node.name]
+            else:
+                log.node = index
+                values[index] = PRIMITIVES[node.op].forward(*[values[a] for a in node.args])
+    return values
+
+
+def _is_symbolic(p, c: float) -> bool:
+    return type(p) is float and p == c
+
+
+def _times(adjoint, partial):
+    if _is_symbolic(partial, 1.0):
+        return adjoint
+    if _is_symbolic(partial, -1.0):
+        return -adjoint
+    if _is_symbolic(adjoint, 1.0):
+        return partial
+    return adjoint * partial
+
+
+class Partials:
+    """Local partial derivatives of tape entries, computed once and only on demand."""
+
+    def __init__(self, tape: Tape, values: list, log: WarningLog):
+        self.tape, self.values, self.log = tape, values, log
+        self.cache: dict[tuple[int, int], object] = {}
+
+    def get(self, index: int, position: int):
+        key = (index, position)
+        if key not in self.cache:
+            node = self.tape.nodes[index]
+            args = [self.values[a] for a in node.args]
+            self.log.node, self.log.in_derivative = index, True
+            with self.log.errstate():
+                self.cache[key] = PRIMITIVES[node.op].partial(
+                    NUMERIC, self.values[index], args, position)
+        return self.cache[key]
+
+
+def reverse_sweep(tape: Tape, partials: Partials, root: int, depends: list[bool],
+                  seed=1.0) -> list:
+    """Adjoints of every node for output node `root` (seed: its cotangent).
+
+    Entries that receive nothing stay None (a symbolic zero); only nodes that
+    depend on an input (`depends`) are visited.
+    """
+    adjoints: list = [None] * len(tape.nodes)
+    adjoints[root] = seed
+    nodes = tape.nodes
+    for index in range(root, -1, -1):
+        adjoint = adjoints[index]
+        if adjoint is None or not nodes[index].args:
+            continue
+        for position, arg in enumerate(nodes[index].args):
+            if not depends[arg]:
+                continue
+            partial = partials.get(index, position)
+            if _is_symbolic(partial, 0.0):
+                continue
+            contribution = _times(adjoint, partial)
+            previous = adjoints[arg]
+            adjoints[arg] = contribution if previous is None else previous + contribution
+    return adjoints
+
+
+@dataclass
+class Sweep:
+    """Everything one evaluation computed, for the API and the tape view."""
+    values: list                 # per node (None where not needed)
+    outputs: np.ndarray          # (B, m)
+    jacobian: np.ndarray | None  # (B, m, n)
+    adjoints: list[list] | None  # per output: per-node adjoints
+    partials: Partials | None
+
+
+def evaluate(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[int],
+             wrt: list[str] | None, log: WarningLog, keep: bool = False) -> Sweep:
+    """Values of `output_nodes` and, if `wrt` is given, their Jacobian w.r.t. `wrt`."""
+    needed = tape.dependencies(output_nodes)
+    values = forward(tape, env, needed, log)
+    outputs = np.empty((batch, len(output_nodes)))
+    for k, node in enumerate(output_nodes):
+        outputs[:, k] = values[node]
+    if wrt is None:
+        return Sweep(values, outputs, None, None, None)
+
+    depends = tape.depends_on(wrt)
+    partials = Partials(tape, values, log)
+    jacobian = np.zeros((batch, len(output_nodes), len(wrt)))
+    wrt_nodes = [tape.variable_nodes.get(name) for name in wrt]
+    all_adjoints = []
+    for k, root in enumerate(output_nodes):
+        if depends[root]:
+            adjoints = reverse_sweep(tape, partials, root, depends)
+        else:
+            adjoints = [None] * len(tape.nodes)
+        for j, node in enumerate(wrt_nodes):
+            if node is not None and adjoints[node] is not None:
+                jacobian[:, k, j] = adjoints[node]
+        if keep:
+            all_adjoints.append(adjoints)
+    return Sweep(values if keep else [], outputs, jacobian,
+                 all_adjoints if keep else None, partials if keep else None)

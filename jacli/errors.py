@@ -1,0 +1,61 @@
+"""The one error type of jacli: a message, and where in which text it applies."""
+
+from __future__ import annotations
+
+
+class JacliError(Exception):
+    """Bad input: a program, an option or a points file that jacli cannot use.
+
+    `span` is a (start, end) pair of character offsets into `source`; `origin`
+    names that text for the reader ("program", "--at", "points.csv").
+    The CLI turns this error into a caret message and exit status 2.
+    """
+
+    def __init__(self, message: str, span: tuple[int, int] | None = None,
+                 source: str | None = None, origin: str = "program", hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.source = source
+        self.origin = origin
+        self.hint = hint
+
+    def with_source(self, source: str, origin: str = "program") -> "JacliError":
+        if self.source is None:
+            self.source, self.origin = source, origin
+        return self
+
+    def line_col(self) -> tuple[int, int] | None:
+        """1-based line and column of the span's start."""
+        if self.span is None or self.source is None:
+            return None
+        start = self.span[0]
+        line = self.source.count("\n", 0, start) + 1
+        col = start - (self.source.rfind("\n", 0, start) + 1) + 1
+        return line, col
+
+    def render(self) -> str:
+        """The message as the CLI prints it: location, the source line, a caret."""
+        where = self.line_col()
+        head = f"error: {self.message}"
+        if where is None:
+            return head + (f"\n  hint: {self.hint}" if self.hint else "")
+        line_no, col = where
+        start, end = self.span
+        line_start = self.source.rfind("\n", 0, start) + 1
+        line_end = self.source.find("\n", start)
+        if line_end == -1:
+            line_end = len(self.source)
+        line_text = self.source[line_start:line_end].rstrip("\r")
+        width = max(1, min(end, line_end) - start)
+        # Tabs keep their width so the caret stays under the right character.
+        pad = "".join("\t" if ch == "\t" else " " for ch in line_text[:col - 1])
+        parts = [f"error: {self.origin}:{line_no}:{col}: {self.message}",
+                 f"  {line_text}",
+                 f"  {pad}{'^' * width}"]
+        if self.hint:
+            parts.append(f"  hint: {self.hint}")
+        return "\n".join(parts)
+
+    def __str__(self) -> str:
+        return self.render()

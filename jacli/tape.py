@@ -1,0 +1,111 @@
+"""The tape (a Wengert list): primitive nodes in topological order.
+
+A node's arguments are indices of earlier nodes, so a forward pass is a loop
+forward and a reverse sweep a loop backward: no recursion at any depth.
+Identical nodes are shared (hash-consing); a repeated argument such as `x*x`
+keeps both references, so both contributions reach `x`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .prims import PRIMITIVES
+
+VAR = "var"
+CONST = "const"
+
+
+@dataclass(slots=True)
+class Node:
+    op: str                          # a primitive name, VAR or CONST
+    args: tuple[int, ...] = ()
+    span: tuple[int, int] | None = None
+    name: str | None = None          # the variable's name, for VAR
+    value: float | None = None       # the number, for CONST
+
+
+@dataclass
+class Tape:
+    source: str = ""
+    nodes: list[Node] = field(default_factory=list)
+    variables: list[str] = field(default_factory=list)     # free variables, first appearance
+    variable_nodes: dict[str, int] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+    output_nodes: list[int] = field(default_factory=list)
+    output_spans: list[tuple[int, int]] = field(default_factory=list)
+    names: dict[str, int] = field(default_factory=dict)    # let and output names -> node
+    _index: dict[tuple, int] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def _intern(self, key: tuple, node: Node) -> int:
+        index = self._index.get(key)
+        if index is None:
+            index = self._index[key] = len(self.nodes)
+            self.nodes.append(node)
+        return index
+
+    def var(self, name: str, span=None) -> int:
+        index = self.variable_nodes.get(name)
+        if index is None:
+            index = self._intern((VAR, name), Node(VAR, (), span, name=name))
+            self.variable_nodes[name] = index
+            self.variables.append(name)
+        return index
+
+    def const(self, value: float, span=None) -> int:
+        value = float(value)
+        return self._intern((CONST, value.hex()), Node(CONST, (), span, value=value))
+
+    def apply(self, op: str, args: tuple[int, ...], span=None) -> int:
+        return self._intern((op, args), Node(op, tuple(args), span))
+
+    def add_output(self, name: str, index: int, span) -> None:
+        self.outputs.append(name)
+        self.output_nodes.append(index)
+        self.output_spans.append(span)
+
+    def text(self, index: int) -> str:
+        """The source text a node came from (empty for nodes made by rules)."""
+        span = self.nodes[index].span
+        return self.source[span[0]:span[1]] if span else ""
+
+    def dependencies(self, roots: list[int]) -> list[bool]:
+        """For each node: is it an argument, transitively, of one of `roots`?"""
+        needed = [False] * len(self.nodes)
+        for root in roots:
+            needed[root] = True
+        for index in range(len(self.nodes) - 1, -1, -1):
+            if needed[index]:
+                for arg in self.nodes[index].args:
+                    needed[arg] = True
+        return needed
+
+    def depends_on(self, variables: list[str]) -> list[bool]:
+        """For each node: does its value depend on one of `variables`?"""
+        depends = [False] * len(self.nodes)
+        for name in variables:
+            if name in self.variable_nodes:
+                depends[self.variable_nodes[name]] = True
+        for index, node in enumerate(self.nodes):
+            if node.args and any(depends[a] for a in node.args):
+                depends[index] = True
+        return depends
+
+
+class NodeOps:
+    """An ops namespace (see prims.py) that builds tape nodes instead of numbers:
+    `NodeOps(tape).cos(i)` appends `cos(node i)` and returns its index."""
+
+    def __init__(self, tape: Tape):
+        self.tape = tape
+
+    def const(self, value: float) -> int:
+        return self.tape.const(value)
+
+    def __getattr__(self, op: str):
+        if op not in PRIMITIVES:
+            raise AttributeError(op)
+        return lambda *args: self.tape.apply(op, args)
