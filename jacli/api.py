@@ -114,6 +114,14 @@ class Program:
         """The names in `names` that are not variables of the program."""
         return [n for n in names if n not in self.variables]
 
+    def needed_variables(self, outputs: Sequence[str] | None = None) -> list[str]:
+        """The variables that the outputs (all, or those named) need values for."""
+        needed = self.tape.dependencies(self._output_nodes(self.select_outputs(outputs)))
+        return [v for v in self.variables if needed[self.tape.variable_nodes[v]]]
+
+    def _output_nodes(self, outputs: list[str]) -> list[int]:
+        return [self.tape.output_nodes[self.tape.outputs.index(o)] for o in outputs]
+
     def _bind(self, point: Mapping, output_nodes: list[int]):
         """Arrays (B,) for every variable the outputs need; B; whether batched."""
         needed = self.tape.dependencies(output_nodes)
@@ -142,7 +150,7 @@ class Program:
     def _run(self, point: Mapping, outputs, wrt, with_jacobian: bool) -> Result:
         outputs = self.select_outputs(outputs)
         inputs = self.select_inputs(wrt)
-        output_nodes = [self.tape.output_nodes[self.tape.outputs.index(o)] for o in outputs]
+        output_nodes = self._output_nodes(outputs)
         env, batch, batched = self._bind(point, output_nodes)
         log = WarningLog()
         value = np.empty((batch, len(outputs)))
@@ -184,7 +192,7 @@ class Program:
         """The tape at one point: every entry's value, local partials and adjoints."""
         outputs = self.select_outputs(outputs)
         inputs = self.select_inputs(wrt)
-        output_nodes = [self.tape.output_nodes[self.tape.outputs.index(o)] for o in outputs]
+        output_nodes = self._output_nodes(outputs)
         env, batch, batched = self._bind(point, output_nodes)
         if batched and batch != 1:
             raise JacliError("the tape is shown at one point at a time")

@@ -1,0 +1,336 @@
+"""The command line: parse options, call the library, hand results to a writer.
+
+Exit status: 0 success; 1 evaluation ran but some rows of --points failed;
+2 the command line or the program is wrong (one message, no traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+
+from . import __version__
+from .api import Program
+from .errors import JacliError
+from .formats import TEXT_WRITERS, Report, save_npy, save_npz
+from .points import Points, parse_at, read_points
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Gradients and Jacobians of math written as text.\n\n"
+         "Run `jacli COMMAND --help` for a command's options and examples.")
+
+
+class Format(str, Enum):
+    auto = "auto"
+    table = "table"
+    plain = "plain"
+    json = "json"
+    csv = "csv"
+
+
+class PointsFormat(str, Enum):
+    csv = "csv"
+    jsonl = "jsonl"
+    npy = "npy"
+
+
+ProgramArg = Annotated[Optional[str], typer.Argument(
+    metavar="PROGRAM", help="The program text, e.g. 'x^2*y + sin(z)'. Or use -f.",
+    show_default=False)]
+FileOpt = Annotated[Optional[str], typer.Option(
+    "--file", "-f", metavar="PATH", help="Read the program from PATH ('-' for standard input).")]
+AtOpt = Annotated[Optional[list[str]], typer.Option(
+    "--at", metavar="NAME=VALUE,...", help="Values of variables, e.g. x=1,y=2 (repeatable). "
+    "With --points, shared by every point.")]
+PointsOpt = Annotated[Optional[str], typer.Option(
+    "--points", metavar="PATH", help="Many points: CSV with a header, JSON Lines, or .npy "
+    "(columns in --wrt order); '-' reads CSV from standard input.")]
+PointsFormatOpt = Annotated[Optional[PointsFormat], typer.Option(
+    "--points-format", help="Format of --points when its ending does not tell.")]
+WrtOpt = Annotated[Optional[str], typer.Option(
+    "--wrt", metavar="X,Y", help="The inputs to differentiate with respect to, in order "
+    "(default: the free variables, in order of first appearance).")]
+OutOpt = Annotated[Optional[list[str]], typer.Option(
+    "--out", metavar="NAME", help="Which outputs, in order (repeatable; default: all).")]
+FormatOpt = Annotated[Format, typer.Option(
+    "--format", help="auto: table on a terminal, plain otherwise.")]
+OutputOpt = Annotated[Optional[str], typer.Option(
+    "--output", "-o", metavar="PATH", help="Write results to PATH (.csv, .jsonl, .txt, "
+    ".npy, .npz) instead of standard output.")]
+AllowUnusedOpt = Annotated[bool, typer.Option(
+    "--allow-unused", help="Accept --at values for variables the program does not use.")]
+
+EXAMPLES = {
+    "eval": ["jacli eval 'r = sqrt(x^2 + y^2); theta = atan2(y, x)' --at x=3,y=4",
+             "jacli eval -f samples/rosenbrock.jac --points samples/points.csv --format csv"],
+    "grad": ["jacli grad 'x^2*y + sin(z)' --at x=1,y=2,z=3",
+             "jacli grad -f samples/logistic_loss.jac --wrt w1,w2,b --at x1=0.5,x2=-1,y=1,"
+             "w1=0.1,w2=0.2,b=0",
+             "read gx gy <<< \"$(jacli grad 'x*y' --at x=2,y=3)\""],
+    "jac": ["jacli jac 'r = sqrt(x^2+y^2); theta = atan2(y, x)' --at x=3,y=4",
+            "jacli jac -f samples/robot_arm.jac --wrt q1,q2 --points angles.npy -o J.npy"],
+    "tape": ["jacli tape 'x^2*y + sin(z)' --at x=1,y=2,z=3",
+             "jacli tape 'sin(x)*x' --at x=2 --format json | jq -c ."],
+}
+
+
+def _epilog(command: str) -> str:
+    return "Examples:\n\n" + "\n\n".join(f"  $ {line}" for line in EXAMPLES[command])
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"jacli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")]
+        = False) -> None:
+    pass
+
+
+# --- reading the program and the points ----------------------------------------------------
+
+def _read_program(program: str | None, file: str | None) -> str:
+    if program is not None and file is not None:
+        raise JacliError("give the program either as an argument or with -f, not both",
+                         origin="command line")
+    if program is not None:
+        return program
+    if file is None:
+        raise JacliError("no program: give it as an argument or with -f PATH",
+                         origin="command line")
+    try:
+        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as error:
+        raise JacliError(f"cannot read program file {file}: {error.strerror}",
+                         origin="-f") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise JacliError(f"program file {file} is not UTF-8 text "
+                         f"(byte {error.start} is {data[error.start]:#04x})", origin="-f") from None
+
+
+def _split(names: str | None) -> list[str] | None:
+    if names is None:
+        return None
+    return [n.strip() for n in names.split(",") if n.strip()]
+
+
+def _outputs_of(program: Program, out: list[str] | None) -> list[str] | None:
+    if not out:
+        return None
+    return [name for item in out for name in _split(item)]
+
+
+class _Job:
+    """What a command was asked: the program, its selections and its points."""
+
+    def __init__(self, command, program, file, at, points, points_format, wrt, out,
+                 allow_unused):
+        self.source = _read_program(program, file)
+        self.program = Program(self.source)
+        self.outputs = self.program.select_outputs(_outputs_of(self.program, out))
+        if command == "grad" and len(self.outputs) != 1:
+            raise JacliError(f"grad needs one scalar output, and there are {len(self.outputs)} "
+                             f"({', '.join(self.outputs)}): choose one with --out, or use jac",
+                             origin="--out")
+        self.inputs = self.program.select_inputs(_split(wrt))
+        self.at = parse_at(at or [])
+        unused = self.program.unused(self.at)
+        if unused and not allow_unused:
+            raise JacliError(f"--at gives '{unused[0]}', which the program does not use "
+                             f"(its variables: {', '.join(self.program.variables) or 'none'})",
+                             origin="--at", hint="leave it out, or pass --allow-unused")
+        self.points = self._read_points(points, points_format) if points else None
+
+    def _read_points(self, path: str, fmt: PointsFormat | None) -> Points:
+        required = [v for v in self.program.needed_variables(self.outputs) if v not in self.at]
+        points = read_points(path, fmt.value if fmt else None, required, self.inputs)
+        both = [n for n in points.columns if n in self.at and n in self.program.variables]
+        if both:
+            raise JacliError(f"'{both[0]}' is given both by --at and by --points",
+                             origin="--points")
+        return points
+
+    def bindings(self) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
+        """The good rows' values of every variable, the good-row mask and the row count."""
+        if self.points is None:
+            return {n: np.array([v]) for n, v in self.at.items()}, np.ones(1, bool), 1
+        mask = self.points.good_mask()
+        columns = {n: c[mask] for n, c in self.points.columns.items()
+                   if n in self.program.variables}
+        columns.update({n: np.full(int(mask.sum()), v) for n, v in self.at.items()})
+        return columns, mask, self.points.count
+
+    def run(self, command: str) -> tuple[Report, list]:
+        values, mask, count = self.bindings()
+        variables = [v for v in self.program.variables if v in values]
+        m, n = len(self.outputs), len(self.inputs)
+        value = np.full((count, m), np.nan)
+        jacobian = np.full((count, m, n), np.nan) if command != "eval" else None
+        warnings = []
+        if mask.any():
+            if command == "eval":
+                result = self.program.eval(values, self.outputs)
+            else:
+                result = self.program.jacobian(values, self.inputs, self.outputs)
+                jacobian[mask] = result.jacobian
+            value[mask] = result.value
+            warnings = result.warnings
+        at = np.full((count, len(variables)), np.nan)
+        for j, name in enumerate(variables):
+            at[mask, j] = values[name]
+        bad = self.points.bad_rows if self.points else {}
+        return Report(command, self.inputs, self.outputs, variables, at, value, jacobian,
+                      bad), warnings
+
+
+# --- writing -----------------------------------------------------------------------------
+
+_FORMAT_BY_SUFFIX = {".csv": "csv", ".jsonl": "json", ".json": "json", ".txt": "plain"}
+
+
+def _resolve_format(fmt: Format, output: str | None) -> str:
+    if fmt is not Format.auto:
+        return fmt.value
+    if output is not None:
+        return _FORMAT_BY_SUFFIX.get(Path(output).suffix.lower(), "plain")
+    return "table" if sys.stdout.isatty() else "plain"
+
+
+@contextmanager
+def _atomic_output(path: str, binary: bool = False):
+    """A file that appears under `path` only once it is completely written."""
+    target = Path(path)
+    try:
+        handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                                        dir=target.parent if str(target.parent) else ".")
+    except OSError as error:
+        raise JacliError(f"cannot write {path}: {error.strerror}", origin="-o") from None
+    try:
+        with os.fdopen(handle, "wb" if binary else "w", newline=None if binary else "\n") as f:
+            yield f
+        os.replace(temp, target)
+    except OSError as error:
+        raise JacliError(f"cannot write {path}: {error.strerror}", origin="-o") from None
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def _write_report(report: Report, fmt: str, output: str | None) -> None:
+    suffix = Path(output).suffix.lower() if output else ""
+    if suffix in (".npy", ".npz"):
+        with _atomic_output(output, binary=True) as f:
+            (save_npy if suffix == ".npy" else save_npz)(report, f)
+        return
+    if fmt == "table":
+        from .render import render_report
+        if output is None:
+            render_report(report)
+            return
+        fmt = "plain"
+    writer = TEXT_WRITERS[fmt]
+    if output is None:
+        writer(report, sys.stdout)
+        sys.stdout.flush()
+    else:
+        with _atomic_output(output) as f:
+            writer(report, f)
+
+
+def _report_problems(source: str, report: Report | None, warnings) -> int:
+    for warning in warnings:
+        print(f"jacli: warning: {warning.message(source)}", file=sys.stderr)
+    if report is None or not report.bad_rows:
+        return 0
+    for row, message in sorted(report.bad_rows.items()):
+        print(f"jacli: row {row + 1}: {message}", file=sys.stderr)
+    good = report.count - len(report.bad_rows)
+    print(f"jacli: {len(report.bad_rows)} of {report.count} rows failed; {good} evaluated",
+          file=sys.stderr)
+    return 1
+
+
+def _fail(error: JacliError) -> None:
+    print("jacli: " + error.render(), file=sys.stderr)
+    raise typer.Exit(2)
+
+
+# --- the commands ------------------------------------------------------------------------
+
+def _make_command(command: str, summary: str):
+    def command_function(program: ProgramArg = None, file: FileOpt = None, at: AtOpt = None,
+                         points: PointsOpt = None, points_format: PointsFormatOpt = None,
+                         wrt: WrtOpt = None, out: OutOpt = None, format: FormatOpt = Format.auto,
+                         output: OutputOpt = None, allow_unused: AllowUnusedOpt = False) -> None:
+        try:
+            job = _Job(command, program, file, at, points, points_format, wrt, out,
+                       allow_unused)
+            if command == "tape":
+                status = _run_tape(job, _resolve_format(format, output), output)
+            else:
+                report, warnings = job.run(command)
+                _write_report(report, _resolve_format(format, output), output)
+                status = _report_problems(job.source, report, warnings)
+        except JacliError as error:
+            _fail(error)
+        raise typer.Exit(status)
+
+    command_function.__doc__ = summary
+    app.command(command, help=summary, epilog=_epilog(command))(command_function)
+
+
+def _run_tape(job: _Job, fmt: str, output: str | None) -> int:
+    from .tape_view import tape_rows, write_tape
+
+    if job.points is not None:
+        raise JacliError("tape shows one point: give it with --at", origin="--points")
+    missing = [v for v in job.program.needed_variables(job.outputs) if v not in job.at]
+    trace = None
+    if not missing:
+        trace = job.program.trace(job.at, job.inputs, job.outputs)
+    elif job.at:
+        job.program.trace(job.at, job.inputs, job.outputs)   # raises: names the missing one
+    rows = tape_rows(job.program, job.outputs, trace)
+    if fmt == "table" and output is None:
+        from .render import render_tape
+        render_tape(job.program, job.outputs, trace, rows)
+    elif output is None:
+        write_tape(rows, "plain" if fmt == "table" else fmt, sys.stdout)
+    else:
+        with _atomic_output(output) as f:
+            write_tape(rows, "plain" if fmt == "table" else fmt, f)
+    return _report_problems(job.source, None, trace.warnings if trace else [])
+
+
+_make_command("eval", "Evaluate the outputs at each point.")
+_make_command("grad", "Value and gradient of one scalar output at each point.")
+_make_command("jac", "Values and the Jacobian (outputs x inputs) at each point.")
+_make_command("tape", "Show the recorded tape; with --at, its values and the backward sweep.")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head -1`): stop quietly, like other Unix tools.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(141)

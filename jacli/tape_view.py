@@ -1,0 +1,107 @@
+"""The tape as rows: one per entry, with its value, local partials and adjoints.
+
+Shared by the Rich view (render.py) and the plain/JSON/CSV writers below.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TextIO
+
+from .api import Program, Trace
+from .formats import json_number
+from .tape import CONST, VAR
+
+
+def entry_name(index: int) -> str:
+    return f"v{index}"
+
+
+def tape_rows(program: Program, outputs: list[str], trace: Trace | None) -> list[dict]:
+    """Every tape entry the selected outputs need, in tape order."""
+    tape = program.tape
+    roots = [tape.output_nodes[tape.outputs.index(o)] for o in outputs]
+    needed = tape.dependencies(roots)
+    labels: dict[int, list[str]] = {}
+    for name, index in tape.names.items():
+        labels.setdefault(index, []).append(name)
+    for name, index in zip(tape.outputs, tape.output_nodes):
+        if name not in labels.get(index, []):
+            labels.setdefault(index, []).append(name)
+    rows = []
+    for index, node in enumerate(tape.nodes):
+        if not needed[index]:
+            continue
+        if node.op == VAR:
+            op = "input" if trace is None or node.name in trace.inputs else "param"
+        else:
+            op = node.op
+        row = {
+            "index": index,
+            "entry": entry_name(index),
+            "op": op,
+            "args": [entry_name(a) for a in node.args],
+            "text": node.name if node.op == VAR else (repr(node.value) if node.op == CONST
+                                                        else tape.text(index)),
+            "names": labels.get(index, []),
+        }
+        if trace is not None:
+            row["value"] = trace.values[index]
+            row["partials"] = [trace.partials.get((index, p)) for p in range(len(node.args))]
+            row["adjoints"] = [adjoints[index] for adjoints in trace.adjoints]
+        rows.append(row)
+    return rows
+
+
+def _number(x) -> str:
+    return "" if x is None else repr(x)
+
+
+def write_tape(rows: list[dict], fmt: str, out: TextIO) -> None:
+    if fmt == "json":
+        for row in rows:
+            parts = [f'"{k}": {json.dumps(row[k])}' for k in
+                     ("index", "entry", "op", "args", "text", "names")]
+            if "value" in row:
+                parts.append(f'"value": {_json(row["value"])}')
+                parts.append('"partials": [' + ", ".join(map(_json, row["partials"])) + "]")
+                parts.append('"adjoints": [' + ", ".join(map(_json, row["adjoints"])) + "]")
+            out.write("{" + ", ".join(parts) + "}\n")
+        return
+    with_values = bool(rows) and "value" in rows[0]
+    if fmt == "csv":
+        header = ["entry", "op", "args", "text", "names"]
+        if with_values:
+            header += ["value", "partials", "adjoints"]
+        out.write(",".join(header) + "\n")
+        for row in rows:
+            fields = [row["entry"], row["op"], " ".join(row["args"]), row["text"],
+                      " ".join(row["names"])]
+            if with_values:
+                fields += [_number(row["value"]), " ".join(map(_number, row["partials"])),
+                           " ".join(map(_number, row["adjoints"]))]
+            out.write(",".join(_csv_field(f) for f in fields) + "\n")
+        return
+    for row in rows:  # plain: `v4 = mul v2 v3  # x^2*y  value=... partials=... adjoints=...`
+        line = f"{row['entry']} = {row['op']}"
+        if row["args"]:
+            line += " " + " ".join(row["args"])
+        line += f"  # {row['text']}"
+        if row["names"]:
+            line += f"  ({', '.join(row['names'])})"
+        if with_values:
+            line += f"  value={_number(row['value'])}"
+            if row["partials"]:
+                line += " partials=" + ",".join(map(_number, row["partials"]))
+            line += " adjoints=" + ",".join(map(_number, row["adjoints"]))
+        out.write(line + "\n")
+
+
+def _json(x) -> str:
+    return "null" if x is None else json_number(x)
+
+
+def _csv_field(text: str) -> str:
+    if any(c in text for c in ',"\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
