@@ -94,7 +94,8 @@ class _TapeBuilder(Transformer):
         return [c for c in children if isinstance(c, _Expr)]
 
     def call(self, children):
-        name_tok, _lpar, args, rpar = children
+        name_tok, rpar = children[0], children[-1]
+        args = children[2] if len(children) == 4 else []
         name, span = str(name_tok), _span(name_tok, rpar)
         arity = FUNCTIONS.get(name)
         if arity is None:
