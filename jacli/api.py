@@ -147,7 +147,7 @@ class Program:
         return env, batch, batched
 
     # --- evaluating --------------------------------------------------------------------
-    def _run(self, point: Mapping, outputs, wrt, with_jacobian: bool) -> Result:
+    def _run(self, point: Mapping, outputs, wrt, with_jacobian: bool, progress=None) -> Result:
         outputs = self.select_outputs(outputs)
         inputs = self.select_inputs(wrt)
         output_nodes = self._output_nodes(outputs)
@@ -163,20 +163,24 @@ class Program:
             value[start:stop] = sweep.outputs
             if with_jacobian:
                 jacobian[start:stop] = sweep.jacobian
+            if progress is not None and batch > CHUNK:
+                progress(stop, batch)
         if not batched:
             value = value[0]
             jacobian = jacobian[0] if with_jacobian else None
             env = {name: v[0] for name, v in env.items()}
         return Result(inputs, outputs, env, value, jacobian, log.warnings)
 
-    def eval(self, point: Mapping, outputs: Sequence[str] | None = None) -> Result:
-        """Values of the outputs (all, or those named) at `point`."""
-        return self._run(point, outputs, None, with_jacobian=False)
+    def eval(self, point: Mapping, outputs: Sequence[str] | None = None,
+             progress=None) -> Result:
+        """Values of the outputs (all, or those named) at `point`.
+        `progress(done, total)`, if given, is called after each chunk of points."""
+        return self._run(point, outputs, None, False, progress)
 
     def jacobian(self, point: Mapping, wrt: Sequence[str] | None = None,
-                 outputs: Sequence[str] | None = None) -> Result:
+                 outputs: Sequence[str] | None = None, progress=None) -> Result:
         """Values and the Jacobian d outputs / d wrt (default: every variable)."""
-        return self._run(point, outputs, wrt, with_jacobian=True)
+        return self._run(point, outputs, wrt, True, progress)
 
     def grad(self, point: Mapping, wrt: Sequence[str] | None = None,
              output: str | None = None) -> Result:

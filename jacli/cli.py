@@ -130,10 +130,11 @@ def _split(names: str | None) -> list[str] | None:
     return [n.strip() for n in names.split(",") if n.strip()]
 
 
-def _outputs_of(program: Program, out: list[str] | None) -> list[str] | None:
-    if not out:
+def _names(items: list[str] | None) -> list[str] | None:
+    """`--out a,b --out c` -> [a, b, c]."""
+    if not items:
         return None
-    return [name for item in out for name in _split(item)]
+    return [name for item in items for name in _split(item)]
 
 
 class _Job:
@@ -143,7 +144,7 @@ class _Job:
                  allow_unused):
         self.source = _read_program(program, file)
         self.program = Program(self.source)
-        self.outputs = self.program.select_outputs(_outputs_of(self.program, out))
+        self.outputs = self.program.select_outputs(_names(out))
         if command == "grad" and len(self.outputs) != 1:
             raise JacliError(f"grad needs one scalar output, and there are {len(self.outputs)} "
                              f"({', '.join(self.outputs)}): choose one with --out, or use jac",
@@ -184,10 +185,12 @@ class _Job:
         jacobian = np.full((count, m, n), np.nan) if command != "eval" else None
         warnings = []
         if mask.any():
+            progress = _progress if sys.stderr.isatty() else None
             if command == "eval":
-                result = self.program.eval(values, self.outputs)
+                result = self.program.eval(values, self.outputs, progress=progress)
             else:
-                result = self.program.jacobian(values, self.inputs, self.outputs)
+                result = self.program.jacobian(values, self.inputs, self.outputs,
+                                               progress=progress)
                 jacobian[mask] = result.jacobian
             value[mask] = result.value
             warnings = result.warnings
@@ -197,6 +200,12 @@ class _Job:
         bad = self.points.bad_rows if self.points else {}
         return Report(command, self.inputs, self.outputs, variables, at, value, jacobian,
                       bad), warnings
+
+
+def _progress(done: int, total: int) -> None:
+    """Progress of a long batch, on a terminal's standard error only."""
+    end = "\n" if done == total else ""
+    print(f"\rjacli: {done:,} of {total:,} points", end=end, file=sys.stderr, flush=True)
 
 
 # --- writing -----------------------------------------------------------------------------
@@ -300,12 +309,10 @@ def _run_tape(job: _Job, fmt: str, output: str | None) -> int:
 
     if job.points is not None:
         raise JacliError("tape shows one point: give it with --at", origin="--points")
-    missing = [v for v in job.program.needed_variables(job.outputs) if v not in job.at]
+    # With no values at all the tape is shown as recorded; with some, all must be given.
     trace = None
-    if not missing:
+    if job.at or not job.program.needed_variables(job.outputs):
         trace = job.program.trace(job.at, job.inputs, job.outputs)
-    elif job.at:
-        job.program.trace(job.at, job.inputs, job.outputs)   # raises: names the missing one
     rows = tape_rows(job.program, job.outputs, trace)
     if fmt == "table" and output is None:
         from .render import render_tape
@@ -328,7 +335,14 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
+        print("jacli: interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as error:  # a bug in jacli, not bad input: say so briefly
+        if os.environ.get("JACLI_DEBUG"):
+            raise
+        print(f"jacli: internal error: {type(error).__name__}: {error}\n"
+              "  this is a bug in jacli; JACLI_DEBUG=1 shows the traceback", file=sys.stderr)
+        sys.exit(70)
     except BrokenPipeError:
         # The reader went away (e.g. `| head -1`): stop quietly, like other Unix tools.
         devnull = os.open(os.devnull, os.O_WRONLY)

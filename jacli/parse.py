@@ -212,11 +212,22 @@ def _syntax_error(lark: Lark, source: str, error: UnexpectedInput) -> JacliError
                           (token.start_pos, token.start_pos + 1), source)
     span = (token.start_pos, token.end_pos)
     suggestion = _implicit_multiplication(lark, source, token)
+    if suggestion and _looks_like_radix_literal(source, token):
+        return JacliError("hexadecimal, binary and octal literals are not accepted: write "
+                          "the number in decimal", (token.start_pos - 1, token.end_pos), source)
     if suggestion:
         return JacliError("implicit multiplication is not accepted", span, source,
                           hint=f"write {suggestion}")
     what = _TOKEN_WORDS.get(token.type, repr(str(token)))
     return JacliError(f"unexpected {what}: expected {expected}", span, source)
+
+
+def _looks_like_radix_literal(source: str, token: Token) -> bool:
+    """`0x10`, `0b101`, `0o17`: a lone 0 directly followed by x/b/o and more."""
+    start = token.start_pos
+    return (token.type == "NAME" and len(token) > 1 and token[0] in "xXbBoO"
+            and start >= 1 and source[start - 1] == "0"
+            and (start < 2 or not (source[start - 2].isalnum() or source[start - 2] == ".")))
 
 
 def _expected(terminals) -> str:
