@@ -167,39 +167,50 @@ class _Job:
                              origin="--points")
         return points
 
-    def bindings(self) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
-        """The good rows' values of every variable, the good-row mask and the row count."""
+    def bindings(self) -> tuple[dict[str, np.ndarray], np.ndarray | None, int]:
+        """The good rows' values of every variable, the good-row mask (None when every
+        row is good) and the row count."""
         if self.points is None:
-            return {n: np.array([v]) for n, v in self.at.items()}, np.ones(1, bool), 1
-        mask = self.points.good_mask()
-        columns = {n: c[mask] for n, c in self.points.columns.items()
-                   if n in self.program.variables}
-        columns.update({n: np.full(int(mask.sum()), v) for n, v in self.at.items()})
+            return {n: np.array([v]) for n, v in self.at.items()}, None, 1
+        columns = {n: c for n, c in self.points.columns.items() if n in self.program.variables}
+        mask, good = None, self.points.count
+        if self.points.bad_rows:
+            mask = self.points.good_mask()
+            columns = {n: c[mask] for n, c in columns.items()}
+            good = int(mask.sum())
+        columns.update({n: np.full(good, v) for n, v in self.at.items()})
         return columns, mask, self.points.count
 
     def run(self, command: str) -> tuple[Report, list]:
         values, mask, count = self.bindings()
+        good = count if mask is None else int(mask.sum())
         variables = [v for v in self.program.variables if v in values]
         m, n = len(self.outputs), len(self.inputs)
-        value = np.full((count, m), np.nan)
-        jacobian = np.full((count, m, n), np.nan) if command != "eval" else None
-        warnings = []
-        if mask.any():
+        value, warnings = np.empty((0, m)), []
+        jacobian = None if command == "eval" else np.empty((0, m, n))
+        if good:
             progress = _progress if sys.stderr.isatty() else None
             if command == "eval":
                 result = self.program.eval(values, self.outputs, progress=progress)
             else:
                 result = self.program.jacobian(values, self.inputs, self.outputs,
                                                progress=progress)
-                jacobian[mask] = result.jacobian
-            value[mask] = result.value
-            warnings = result.warnings
-        at = np.full((count, len(variables)), np.nan)
-        for j, name in enumerate(variables):
-            at[mask, j] = values[name]
+                jacobian = result.jacobian
+            value, warnings = result.value, result.warnings
+        at = np.column_stack([values[v] for v in variables]) if variables else np.empty((good, 0))
+        if mask is not None:  # bad rows keep their place, as nan
+            value, at = _scatter(value, mask), _scatter(at, mask)
+            jacobian = None if jacobian is None else _scatter(jacobian, mask)
         bad = self.points.bad_rows if self.points else {}
         return Report(command, self.inputs, self.outputs, variables, at, value, jacobian,
                       bad), warnings
+
+
+def _scatter(rows: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The good rows put back in place among all rows; bad rows are nan."""
+    full = np.full((len(mask),) + rows.shape[1:], np.nan)
+    full[mask] = rows
+    return full
 
 
 def _progress(done: int, total: int) -> None:
