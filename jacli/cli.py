@@ -85,7 +85,8 @@ EXAMPLES = {
 
 
 def _epilog(command: str) -> str:
-    return "Examples:\n\n" + "\n\n".join(f"  $ {line}" for line in EXAMPLES[command])
+    # "\b" keeps click from re-wrapping the example lines.
+    return "Examples:\n\n\b\n" + "\n".join(f"  $ {line}" for line in EXAMPLES[command])
 
 
 def _version(value: bool) -> None:
@@ -160,7 +161,8 @@ class _Job:
 
     def _read_points(self, path: str, fmt: PointsFormat | None) -> Points:
         required = [v for v in self.program.needed_variables(self.outputs) if v not in self.at]
-        points = read_points(path, fmt.value if fmt else None, required, self.inputs)
+        points = read_points(path, fmt.value if fmt else None, self.program.variables, required,
+                             self.inputs)
         both = [n for n in points.columns if n in self.at and n in self.program.variables]
         if both:
             raise JacliError(f"'{both[0]}' is given both by --at and by --points",
@@ -188,15 +190,15 @@ class _Job:
         m, n = len(self.outputs), len(self.inputs)
         value, warnings = np.empty((0, m)), []
         jacobian = None if command == "eval" else np.empty((0, m, n))
-        if good:
+        if good:  # (a program without variables gives one unbatched point: reshape it)
             progress = _progress if sys.stderr.isatty() else None
             if command == "eval":
                 result = self.program.eval(values, self.outputs, progress=progress)
             else:
                 result = self.program.jacobian(values, self.inputs, self.outputs,
                                                progress=progress)
-                jacobian = result.jacobian
-            value, warnings = result.value, result.warnings
+                jacobian = result.jacobian.reshape(good, m, n)
+            value, warnings = result.value.reshape(good, m), result.warnings
         at = np.column_stack([values[v] for v in variables]) if variables else np.empty((good, 0))
         if mask is not None:  # bad rows keep their place, as nan
             value, at = _scatter(value, mask), _scatter(at, mask)
@@ -244,6 +246,9 @@ def _atomic_output(path: str, binary: bool = False):
     try:
         with os.fdopen(handle, "wb" if binary else "w", newline=None if binary else "\n") as f:
             yield f
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # as a plain open() would create it, not mkstemp's 0600
         os.replace(temp, target)
     except OSError as error:
         raise JacliError(f"cannot write {path}: {error.strerror}", origin="-o") from None

@@ -47,7 +47,7 @@ class Report:
         derivative = self.derivative()
         if derivative is None:
             return self.value
-        return derivative.reshape(self.count, -1)
+        return derivative.reshape(self.count, int(np.prod(derivative.shape[1:])))
 
 
 def json_number(x: float) -> str:
@@ -101,7 +101,7 @@ def write_csv(report: Report, out: TextIO) -> None:
     out.write(",".join(csv_header(report)) + "\n")
     parts = [report.at, report.value]
     if report.command != "eval":
-        parts.append(report.jacobian.reshape(report.count, -1))
+        parts.append(report.jacobian.reshape(report.count, len(report.outputs) * len(report.inputs)))
     table = np.concatenate(parts, axis=1)
     if report.bad_rows:
         table[list(report.bad_rows)] = np.nan

@@ -78,10 +78,11 @@ def guess_format(path: str, explicit: str | None) -> str:
     return "csv"
 
 
-def read_points(path: str, fmt: str | None, required: list[str],
+def read_points(path: str, fmt: str | None, wanted: list[str], required: list[str],
                 npy_columns: list[str]) -> Points:
     """Read a points file (`-` is standard input) that must give every `required`
-    variable. `npy_columns` names the columns of an .npy file."""
+    variable. Only the `wanted` columns are read; others (an id column, say) are
+    ignored. `npy_columns` names the columns of an .npy file."""
     fmt = guess_format(path, fmt)
     origin = "standard input" if path == "-" else path
     try:
@@ -98,8 +99,8 @@ def read_points(path: str, fmt: str | None, required: list[str],
         raise JacliError(f"{origin} is not UTF-8 text (byte {error.start})",
                          origin="--points") from None
     if fmt == "jsonl":
-        return _read_jsonl(text, required)
-    return _read_csv(text, origin, required)
+        return _read_jsonl(text, wanted, required)
+    return _read_csv(text, origin, wanted, required)
 
 
 def _read_npy(source, columns: list[str], origin: str) -> Points:
@@ -119,7 +120,7 @@ def _read_npy(source, columns: list[str], origin: str) -> Points:
     return Points({name: array[:, j] for j, name in enumerate(columns)}, len(array))
 
 
-def _read_csv(text: str, origin: str, required: list[str]) -> Points:
+def _read_csv(text: str, origin: str, wanted: list[str], required: list[str]) -> Points:
     lines = text.splitlines()
     if not lines or not lines[0].strip():
         raise JacliError(f"{origin} is empty: expected a header row naming the variables",
@@ -129,45 +130,52 @@ def _read_csv(text: str, origin: str, required: list[str]) -> Points:
     if missing:
         raise JacliError(f"no value for {', '.join(repr(m) for m in missing)}: {origin} has "
                          f"the columns {', '.join(header)}", origin="--points")
+    used = [j for j, name in enumerate(header) if name in wanted]
+    twice = {header[j] for j in used if header.count(header[j]) > 1}
+    if twice:
+        raise JacliError(f"{origin} has the column '{twice.pop()}' twice", origin="--points")
     body = lines[1:]
     while body and not body[-1].strip():
         body.pop()
-    fast = _read_csv_fast(body, len(header))
-    if fast is not None:
-        return Points({name: fast[:, j] for j, name in enumerate(header)}, len(fast))
-    return _read_csv_rows(body, header)
+    data = _read_csv_fast(body, len(header), used)
+    bad: dict[int, str] = {}
+    if data is None:
+        data, bad = _read_csv_rows(body, header, used)
+    return Points({header[j]: data[:, k] for k, j in enumerate(used)}, len(body), bad)
 
 
-def _read_csv_fast(body: list[str], width: int) -> np.ndarray | None:
+def _read_csv_fast(body: list[str], width: int, used: list[int]) -> np.ndarray | None:
     """All rows at once with NumPy, or None if any row needs a closer look."""
-    if not body:
-        return np.empty((0, width))
+    if not body or not used:
+        return np.empty((len(body), len(used)))
+    if "\n".join(body).count(",") != (width - 1) * len(body):
+        return None  # a ragged row, or quoted commas
     try:
-        data = np.loadtxt(body, delimiter=",", ndmin=2, dtype=float, quotechar='"')
+        data = np.loadtxt(body, delimiter=",", ndmin=2, dtype=float, quotechar='"',
+                          usecols=used)
     except ValueError:
         return None
-    if data.shape != (len(body), width):
-        return None
-    return data
+    return data if data.shape == (len(body), len(used)) else None
 
 
-def _read_csv_rows(body: list[str], header: list[str]) -> Points:
-    data = np.full((len(body), len(header)), np.nan)
+def _read_csv_rows(body: list[str], header: list[str], used: list[int]):
+    """Row by row, recording each bad row's problem instead of stopping."""
+    data = np.full((len(body), len(used)), np.nan)
     bad: dict[int, str] = {}
     for row, fields in enumerate(csv.reader(body)):
         if len(fields) != len(header):
             bad[row] = f"has {len(fields)} fields, the header has {len(header)}"
             continue
-        for j, text in enumerate(fields):
+        for k, j in enumerate(used):
             try:
-                data[row, j] = parse_float(text)
+                data[row, k] = parse_float(fields[j])
             except ValueError:
-                bad[row] = f"the value of '{header[j]}' is not a number: {text.strip()!r}"
+                bad[row] = f"the value of '{header[j]}' is not a number: {fields[j].strip()!r}"
                 break
-    return Points({name: data[:, j] for j, name in enumerate(header)}, len(body), bad)
+    return data, bad
 
 
-def _read_jsonl(text: str, required: list[str]) -> Points:
+def _read_jsonl(text: str, wanted: list[str], required: list[str]) -> Points:
     lines = text.splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
@@ -186,6 +194,8 @@ def _read_jsonl(text: str, required: list[str]) -> Points:
             bad[row] = f"has no value for '{missing[0]}'"
             continue
         for name, value in record.items():
+            if name not in wanted:
+                continue
             if isinstance(value, str):
                 try:
                     value = parse_float(value)
