@@ -165,7 +165,7 @@ class Program:
                 jacobian[start:stop] = sweep.jacobian
             if progress is not None and batch > CHUNK:
                 progress(stop, batch)
-        if not batched:
+        if not batched:  # every value was a number (or the program has no variables)
             value = value[0]
             jacobian = jacobian[0] if with_jacobian else None
             env = {name: v[0] for name, v in env.items()}

@@ -72,7 +72,7 @@ AllowUnusedOpt = Annotated[bool, typer.Option(
 
 EXAMPLES = {
     "eval": ["jacli eval 'r = sqrt(x^2 + y^2); theta = atan2(y, x)' --at x=3,y=4",
-             "jacli eval -f samples/rosenbrock.jac --points samples/points.csv --format csv"],
+             "jacli eval -f samples/rosenbrock.jac --at a=1,b=100 --points samples/points.csv --format csv"],
     "grad": ["jacli grad 'x^2*y + sin(z)' --at x=1,y=2,z=3",
              "jacli grad -f samples/logistic_loss.jac --wrt w1,w2,b --at x1=0.5,x2=-1,y=1,"
              "w1=0.1,w2=0.2,b=0",
@@ -197,8 +197,8 @@ class _Job:
             else:
                 result = self.program.jacobian(values, self.inputs, self.outputs,
                                                progress=progress)
-                jacobian = result.jacobian.reshape(good, m, n)
-            value, warnings = result.value.reshape(good, m), result.warnings
+                jacobian = np.broadcast_to(result.jacobian, (good, m, n))
+            value, warnings = np.broadcast_to(result.value, (good, m)), result.warnings
         at = np.column_stack([values[v] for v in variables]) if variables else np.empty((good, 0))
         if mask is not None:  # bad rows keep their place, as nan
             value, at = _scatter(value, mask), _scatter(at, mask)
@@ -304,6 +304,9 @@ def _make_command(command: str, summary: str):
                          wrt: WrtOpt = None, out: OutOpt = None, format: FormatOpt = Format.auto,
                          output: OutputOpt = None, allow_unused: AllowUnusedOpt = False) -> None:
         try:
+            if file == "-" and points == "-":
+                raise JacliError("-f - and --points - cannot both read standard input",
+                                 origin="command line")
             job = _Job(command, program, file, at, points, points_format, wrt, out,
                        allow_unused)
             if command == "tape":
@@ -314,6 +317,10 @@ def _make_command(command: str, summary: str):
                 status = _report_problems(job.source, report, warnings)
         except JacliError as error:
             _fail(error)
+        except BrokenPipeError:
+            # The reader went away (`| head -1`): stop quietly, as other Unix tools do.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            status = 141
         raise typer.Exit(status)
 
     command_function.__doc__ = summary
@@ -359,8 +366,3 @@ def main() -> None:
         print(f"jacli: internal error: {type(error).__name__}: {error}\n"
               "  this is a bug in jacli; JACLI_DEBUG=1 shows the traceback", file=sys.stderr)
         sys.exit(70)
-    except BrokenPipeError:
-        # The reader went away (e.g. `| head -1`): stop quietly, like other Unix tools.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(141)

@@ -19,7 +19,7 @@ from .prims import NUMERIC, PRIMITIVES
 from .tape import CONST, VAR, Tape
 
 _NUMPY_KINDS = {  # NumPy's floating-point error -> what jacli says
-    "divide by zero": "division by zero (result is inf)",
+    "divide by zero": "division by zero or a pole (result is inf or -inf)",
     "invalid value": "invalid value (result is nan)",
     "overflow": "overflow (result is inf)",
 }
@@ -130,7 +130,7 @@ def reverse_sweep(tape: Tape, partials: Partials, root: int, depends: list[bool]
     """
     adjoints: list = [None] * len(tape.nodes)
     adjoints[root] = seed
-    nodes = tape.nodes
+    nodes, log = tape.nodes, partials.log
     for index in range(root, -1, -1):
         adjoint = adjoints[index]
         if adjoint is None or not nodes[index].args:
@@ -141,9 +141,11 @@ def reverse_sweep(tape: Tape, partials: Partials, root: int, depends: list[bool]
             partial = partials.get(index, position)
             if _is_symbolic(partial, 0.0):
                 continue
-            contribution = _times(adjoint, partial)
-            previous = adjoints[arg]
-            adjoints[arg] = contribution if previous is None else previous + contribution
+            log.node, log.in_derivative = index, True
+            with log.errstate():
+                contribution = _times(adjoint, partial)
+                previous = adjoints[arg]
+                adjoints[arg] = contribution if previous is None else previous + contribution
     return adjoints
 
 

@@ -37,7 +37,8 @@ class JacliError(Exception):
     def render(self) -> str:
         """The message as the CLI prints it: location, the source line, a caret."""
         where = self.line_col()
-        head = f"error: {self.message}"
+        head = f"error: {self.origin}: {self.message}" if self.origin != "program" else \
+            f"error: {self.message}"
         if where is None:
             return head + (f"\n  hint: {self.hint}" if self.hint else "")
         line_no, col = where

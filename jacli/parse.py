@@ -213,6 +213,10 @@ def _syntax_error(lark: Lark, source: str, error: UnexpectedInput) -> JacliError
                           (token.start_pos, token.start_pos + 1), source)
     span = (token.start_pos, token.end_pos)
     suggestion = _implicit_multiplication(lark, source, token)
+    if token.type == "NAME" and token.startswith("_") and token.start_pos > 0 \
+            and source[token.start_pos - 1].isdigit():
+        return JacliError("'_' is not accepted inside a number", span, source,
+                          hint="write the digits without '_'")
     if suggestion and _looks_like_radix_literal(source, token):
         return JacliError("hexadecimal, binary and octal literals are not accepted: write "
                           "the number in decimal", (token.start_pos - 1, token.end_pos), source)
