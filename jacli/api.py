@@ -94,11 +94,15 @@ class Program:
             if name not in self.tape.outputs:
                 raise JacliError(f"no output named '{name}'; the outputs are "
                                  + ", ".join(self.tape.outputs), origin="--out")
+        if len(set(outputs)) != len(outputs):
+            raise JacliError("an output is named twice", origin="--out")
         return list(outputs)
 
-    def select_inputs(self, wrt: Sequence[str] | None) -> list[str]:
+    def select_inputs(self, wrt: Sequence[str] | None,
+                      outputs: Sequence[str] | None = None) -> list[str]:
+        """`wrt` checked, or by default the free variables of the (selected) outputs."""
         if wrt is None:
-            return list(self.variables)
+            return self.needed_variables(outputs)
         seen = set()
         for name in wrt:
             if name not in self.variables:
@@ -149,7 +153,7 @@ class Program:
     # --- evaluating --------------------------------------------------------------------
     def _run(self, point: Mapping, outputs, wrt, with_jacobian: bool, progress=None) -> Result:
         outputs = self.select_outputs(outputs)
-        inputs = self.select_inputs(wrt)
+        inputs = self.select_inputs(wrt, outputs)
         output_nodes = self._output_nodes(outputs)
         env, batch, batched = self._bind(point, output_nodes)
         log = WarningLog()
@@ -195,7 +199,7 @@ class Program:
               outputs: Sequence[str] | None = None) -> Trace:
         """The tape at one point: every entry's value, local partials and adjoints."""
         outputs = self.select_outputs(outputs)
-        inputs = self.select_inputs(wrt)
+        inputs = self.select_inputs(wrt, outputs)
         output_nodes = self._output_nodes(outputs)
         env, batch, batched = self._bind(point, output_nodes)
         if batched and batch != 1:

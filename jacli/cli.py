@@ -150,11 +150,14 @@ class _Job:
             raise JacliError(f"grad needs one scalar output, and there are {len(self.outputs)} "
                              f"({', '.join(self.outputs)}): choose one with --out, or use jac",
                              origin="--out")
-        self.inputs = self.program.select_inputs(_split(wrt))
+        wrt_names = _split(wrt)
+        if wrt is not None and not wrt_names:
+            raise JacliError("no variable named: give --wrt x,y,...", origin="--wrt")
+        self.inputs = self.program.select_inputs(wrt_names, self.outputs)
         self.at = parse_at(at or [])
         unused = self.program.unused(self.at)
         if unused and not allow_unused:
-            raise JacliError(f"--at gives '{unused[0]}', which the program does not use "
+            raise JacliError(f"'{unused[0]}' is not used by the program "
                              f"(its variables: {', '.join(self.program.variables) or 'none'})",
                              origin="--at", hint="leave it out, or pass --allow-unused")
         self.points = self._read_points(points, points_format) if points else None
@@ -162,7 +165,7 @@ class _Job:
     def _read_points(self, path: str, fmt: PointsFormat | None) -> Points:
         required = [v for v in self.program.needed_variables(self.outputs) if v not in self.at]
         points = read_points(path, fmt.value if fmt else None, self.program.variables, required,
-                             self.inputs)
+                             [v for v in self.inputs if v not in self.at])
         both = [n for n in points.columns if n in self.at and n in self.program.variables]
         if both:
             raise JacliError(f"'{both[0]}' is given both by --at and by --points",
@@ -186,7 +189,8 @@ class _Job:
     def run(self, command: str) -> tuple[Report, list]:
         values, mask, count = self.bindings()
         good = count if mask is None else int(mask.sum())
-        variables = [v for v in self.program.variables if v in values]
+        needed = self.program.needed_variables(self.outputs)
+        variables = [v for v in self.program.variables if v in values or v in needed]
         m, n = len(self.outputs), len(self.inputs)
         value, warnings = np.empty((0, m)), []
         jacobian = None if command == "eval" else np.empty((0, m, n))
@@ -199,7 +203,9 @@ class _Job:
                                                progress=progress)
                 jacobian = np.broadcast_to(result.jacobian, (good, m, n))
             value, warnings = np.broadcast_to(result.value, (good, m)), result.warnings
-        at = np.column_stack([values[v] for v in variables]) if variables else np.empty((good, 0))
+        at = np.empty((good, len(variables)))
+        for j, name in enumerate(variables):
+            at[:, j] = values.get(name, np.nan)
         if mask is not None:  # bad rows keep their place, as nan
             value, at = _scatter(value, mask), _scatter(at, mask)
             jacobian = None if jacobian is None else _scatter(jacobian, mask)
@@ -236,15 +242,27 @@ def _resolve_format(fmt: Format, output: str | None) -> str:
 
 @contextmanager
 def _atomic_output(path: str, binary: bool = False):
-    """A file that appears under `path` only once it is completely written."""
-    target = Path(path)
+    """A file that appears under `path` only once it is completely written.
+
+    A symlink is followed; a FIFO or device (`-o /dev/stdout`) is written directly."""
+    if not path:
+        raise JacliError("the output path is empty", origin="-o")
+    target = Path(os.path.realpath(path))
+    mode, newline = ("wb", None) if binary else ("w", "\n")
+    if target.exists() and not target.is_file():
+        try:
+            with open(target, mode, newline=newline) as f:
+                yield f
+        except OSError as error:
+            raise JacliError(f"cannot write {path}: {error.strerror}", origin="-o") from None
+        return
     try:
         handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                        dir=target.parent if str(target.parent) else ".")
+                                        dir=target.parent)
     except OSError as error:
         raise JacliError(f"cannot write {path}: {error.strerror}", origin="-o") from None
     try:
-        with os.fdopen(handle, "wb" if binary else "w", newline=None if binary else "\n") as f:
+        with os.fdopen(handle, mode, newline=newline) as f:
             yield f
         umask = os.umask(0)
         os.umask(umask)
@@ -332,6 +350,8 @@ def _run_tape(job: _Job, fmt: str, output: str | None) -> int:
 
     if job.points is not None:
         raise JacliError("tape shows one point: give it with --at", origin="--points")
+    if output and Path(output).suffix.lower() in (".npy", ".npz"):
+        raise JacliError("the tape is text: write it to .txt, .csv or .jsonl", origin="-o")
     # With no values at all the tape is shown as recorded; with some, all must be given.
     trace = None
     if job.at or not job.program.needed_variables(job.outputs):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ class Points:
 
 def parse_float(text: str) -> float:
     """A float as --at and points files write it: `1e-3`, `-2`, `inf`, `nan`."""
-    if "_" in text:  # float() accepts 1_000; a data file should not
+    if "_" in text or not text.isascii():  # float() accepts 1_000 and non-ASCII digits
         raise ValueError(text)
     return float(text)
 
@@ -106,8 +107,9 @@ def read_points(path: str, fmt: str | None, wanted: list[str], required: list[st
 def _read_npy(source, columns: list[str], origin: str) -> Points:
     try:
         array = np.load(source, allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise JacliError(f"{origin} is not a NumPy .npy file ({error})", origin="--points") from None
+    except (ValueError, OSError, EOFError):
+        raise JacliError(f"{origin} is not a NumPy .npy file of numbers", origin="--points") \
+            from None
     if array.dtype.kind not in "fiub":
         raise JacliError(f"{origin} holds {array.dtype}, not numbers", origin="--points")
     if array.ndim == 1 and len(columns) == 1:
@@ -152,7 +154,7 @@ def _read_csv_fast(body: list[str], width: int, used: list[int]) -> np.ndarray |
         return None  # a ragged row, or quoted commas
     try:
         data = np.loadtxt(body, delimiter=",", ndmin=2, dtype=float, quotechar='"',
-                          usecols=used)
+                          usecols=used, comments=None)
     except ValueError:
         return None
     return data if data.shape == (len(body), len(used)) else None
@@ -162,7 +164,9 @@ def _read_csv_rows(body: list[str], header: list[str], used: list[int]):
     """Row by row, recording each bad row's problem instead of stopping."""
     data = np.full((len(body), len(used)), np.nan)
     bad: dict[int, str] = {}
-    for row, fields in enumerate(csv.reader(body)):
+    for row, line in enumerate(body):
+        # One physical line is one row, so an unbalanced quote cannot shift later rows.
+        fields = next(csv.reader([line]), [])
         if len(fields) != len(header):
             bad[row] = f"has {len(fields)} fields, the header has {len(header)}"
             continue
@@ -201,8 +205,10 @@ def _read_jsonl(text: str, wanted: list[str], required: list[str]) -> Points:
                     value = parse_float(value)
                 except ValueError:
                     pass
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                bad[row] = f"the value of '{name}' is not a number: {json.dumps(value)}"
+            if isinstance(value, int) and not isinstance(value, bool):
+                value = float(value) if abs(value) < 2 ** 1024 else math.copysign(math.inf, value)
+            if not isinstance(value, float):
+                bad[row] = f"the value of '{name}' is not a number: {json.dumps(value)[:40]}"
                 break
             if name not in columns:
                 columns[name] = np.full(len(lines), np.nan)

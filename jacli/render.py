@@ -15,10 +15,19 @@ SHOWN_POINTS = 20
 SHOWN_MATRICES = 5
 
 
-def _num(x: float | None) -> str:
+def _table(**options) -> Table:
+    """A table whose cells wrap (fold) instead of ending in '…': numbers are never cut."""
+    return Table(box=box.SIMPLE_HEAD, title_justify="left", **options)
+
+
+def _column(table: Table, header: str, **options) -> None:
+    table.add_column(header, overflow="fold", **options)
+
+
+def _num(x: float | None, digits: int = 10) -> str:
     if x is None:
         return ""
-    return format(x, ".10g")
+    return format(x, f".{digits}g")
 
 
 def _at_text(report: Report, row: int) -> str:
@@ -37,17 +46,17 @@ def _bad_row(report: Report, row: int) -> Text:
 
 
 def _points_table(report: Report, derivative_headers: list[str], row_numbers: list[int]) -> Table:
-    table = Table(box=box.SIMPLE_HEAD)
-    table.add_column("row", justify="right", style="dim")
+    table = _table()
+    _column(table, "row", justify="right", style="dim")
     for name in report.variables:
-        table.add_column(name, justify="right", style="cyan")
+        _column(table, name, justify="right", style="cyan")
     for name in report.outputs:
-        table.add_column(name, justify="right", style="bold")
+        _column(table, name, justify="right", style="bold")
     for header in derivative_headers:
-        table.add_column(header, justify="right")
+        _column(table, header, justify="right")
     for row in row_numbers:
         if row in report.bad_rows:
-            table.add_row(str(row + 1), _bad_row(report, row))
+            table.add_row(str(row + 1), Text("error (below)", style="red"))
             continue
         numbers = list(report.at[row]) + list(report.value[row])
         if derivative_headers:
@@ -58,24 +67,23 @@ def _points_table(report: Report, derivative_headers: list[str], row_numbers: li
 
 def _gradient_table(report: Report, row: int) -> Table:
     out = report.outputs[0]
-    table = Table(title=f"{out} = {_num(report.value[row, 0])}", box=box.SIMPLE_HEAD,
-                  title_justify="left")
-    table.add_column("input")
-    table.add_column("value", justify="right", style="cyan")
-    table.add_column(f"∂{out}/∂input", justify="right", style="bold")
+    table = _table(title=f"{out} = {_num(report.value[row, 0])}")
+    _column(table, "input")
+    _column(table, "value", justify="right", style="cyan")
+    _column(table, f"∂{out}/∂input", justify="right", style="bold")
     at = dict(zip(report.variables, report.at[row]))
     for j, name in enumerate(report.inputs):
-        table.add_row(f"∂{out}/∂{name}", _num(at.get(name)), _num(report.jacobian[row, 0, j]))
+        table.add_row(name, _num(at.get(name)), _num(report.jacobian[row, 0, j]))
     return table
 
 
 def _jacobian_table(report: Report, row: int) -> Table:
     title = f"Jacobian at {_at_text(report, row)}" if report.variables else "Jacobian"
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
-    table.add_column("output")
-    table.add_column("value", justify="right", style="cyan")
+    table = _table(title=title)
+    _column(table, "output")
+    _column(table, "value", justify="right", style="cyan")
     for name in report.inputs:
-        table.add_column(f"∂/∂{name}", justify="right", style="bold")
+        _column(table, f"∂/∂{name}", justify="right", style="bold")
     for k, out in enumerate(report.outputs):
         table.add_row(out, _num(report.value[row, k]),
                       *map(_num, report.jacobian[row, k]))
@@ -89,6 +97,7 @@ def report_renderable(report: Report):
                    if report.command == "grad" else [])
         shown = list(range(min(count, SHOWN_POINTS)))
         parts = [_points_table(report, headers, shown)]
+        parts += [_bad_row(report, row) for row in shown if row in report.bad_rows]
         more = _more(count, SHOWN_POINTS)
     elif report.command == "grad":
         parts = [_bad_row(report, 0) if 0 in report.bad_rows else _gradient_table(report, 0)]
@@ -112,36 +121,37 @@ def render_report(report: Report) -> None:
 
 def tape_renderable(program: Program, outputs: list[str], trace: Trace | None, rows) -> Group:
     title = "Tape (Wengert list): one entry per primitive, in evaluation order"
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
-    table.add_column("entry", style="dim")
-    table.add_column("op", style="bold")
-    table.add_column("args")
-    table.add_column("source")
+    table = _table(title=title)
+    _column(table, "entry", style="dim")
+    _column(table, "op", style="bold")
+    _column(table, "args")
+    _column(table, "source")
     if trace is not None:
-        table.add_column("value", justify="right", style="cyan")
-        table.add_column("local partials ∂entry/∂arg", justify="left")
+        _column(table, "value", justify="right", style="cyan")
+        _column(table, "local partials ∂entry/∂arg", justify="left")
         for out in outputs:
-            table.add_column(f"adjoint ∂{out}/∂entry", justify="right", style="bold")
+            _column(table, f"adjoint ∂{out}/∂entry", justify="right", style="bold")
     for row in rows:
         source = Text(row["text"])
         if row["names"]:
             source.append("  → " + ", ".join(row["names"]), style="green")
         cells = [row["entry"], row["op"], ", ".join(row["args"]), source]
         if trace is not None:
-            partials = ", ".join(f"∂/∂{a}={_num(p)}" for a, p in zip(row["args"], row["partials"])
-                                 if p is not None)
-            cells += [_num(row["value"]), partials, *[_num(a) for a in row["adjoints"]]]
+            # 6 digits keep the many columns of the tape readable; plain/json have all 17.
+            partials = ", ".join(f"∂/∂{a}={_num(p, 6)}" for a, p in
+                                 zip(row["args"], row["partials"]) if p is not None)
+            cells += [_num(row["value"], 6), partials, *[_num(a, 6) for a in row["adjoints"]]]
         table.add_row(*cells)
     parts = [table]
     if trace is not None:
         parts.append(Text(
-            "Reverse mode sweeps the tape from the last entry to the first: each entry's adjoint "
+            "\nReverse mode sweeps the tape from the last entry to the first: each entry's adjoint "
             "is the sum over its users of (user's adjoint) × (user's local partial). "
-            "The adjoints of the inputs are the Jacobian's rows.", style="dim"))
-        jacobian = Table(title="Jacobian", box=box.SIMPLE_HEAD, title_justify="left")
-        jacobian.add_column("output")
+            "The adjoints of the inputs are the Jacobian's rows.\n", style="dim"))
+        jacobian = _table(title="Jacobian")
+        _column(jacobian, "output")
         for name in trace.inputs:
-            jacobian.add_column(f"∂/∂{name}", justify="right", style="bold")
+            _column(jacobian, f"∂/∂{name}", justify="right", style="bold")
         for k, out in enumerate(outputs):
             jacobian.add_row(out, *map(_num, trace.jacobian[k]))
         parts.append(jacobian)

@@ -54,7 +54,7 @@ def tape_rows(program: Program, outputs: list[str], trace: Trace | None) -> list
 
 
 def _number(x) -> str:
-    return "" if x is None else repr(x)
+    return "-" if x is None else repr(x)  # "-": not computed (no input depends on it)
 
 
 def write_tape(rows: list[dict], fmt: str, out: TextIO) -> None:
