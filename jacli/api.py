@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .engine import DomainWarning, Partials, WarningLog, evaluate
+from .engine import DomainWarning, Partials, WarningLog, evaluate, materialize
 from .errors import JacliError
 from .parse import parse
 from .tape import Tape
@@ -219,4 +219,4 @@ class Program:
 def _first(value) -> float | None:
     if value is None:
         return None
-    return float(np.asarray(value).reshape(-1)[0])
+    return float(np.asarray(materialize(value)).reshape(-1)[0])

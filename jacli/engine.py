@@ -12,10 +12,12 @@ two are never confused (np.float64 is not `float` by `type(...) is float`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import NamedTuple
 
 import numpy as np
 
-from .prims import NUMERIC, PRIMITIVES
+from .prims import PRIMITIVES
 from .tape import CONST, VAR, Tape
 
 _NUMPY_KINDS = {  # NumPy's floating-point error -> what jacli says
@@ -92,7 +94,39 @@ def _is_symbolic(p, c: float) -> bool:
     return type(p) is float and p == c
 
 
+class Quotient(NamedTuple):
+    """`num / den` with the division not yet done.
+
+    A partial whose rule ends in a division (sqrt' = 0.5/ans) stays a quotient, and
+    the adjoints it reaches carry it until they are read or summed: the division is
+    done once, last. So d/dx sqrt(x^2 + y^2) at (3, 4) is (0.5*6)/5 = 0.6, where
+    dividing first gives (0.5/5)*6 = 0.6000000000000001. At most one division is
+    pending at a time, so numerators cannot pile up into overflow.
+    """
+    num: object
+    den: object
+
+
+def materialize(value):
+    """A number or array for a value that may be a pending Quotient."""
+    return value.num / value.den if type(value) is Quotient else value
+
+
+def _materializing(forward):
+    return lambda *args: forward(*map(materialize, args))
+
+
+#: prims.NUMERIC, except that a partial's final `div` is deferred (a Quotient).
+DEFERRING_OPS = SimpleNamespace(const=float, **{name: _materializing(p.forward)
+                                          for name, p in PRIMITIVES.items()})
+DEFERRING_OPS.div = lambda num, den: Quotient(materialize(num), materialize(den))
+
+
 def _times(adjoint, partial):
+    if type(partial) is Quotient:
+        return Quotient(_times(materialize(adjoint), partial.num), partial.den)
+    if type(adjoint) is Quotient:
+        return Quotient(_times(adjoint.num, partial), adjoint.den)
     if _is_symbolic(partial, 1.0):
         return adjoint
     if _is_symbolic(partial, -1.0):
@@ -117,7 +151,7 @@ class Partials:
             self.log.node, self.log.in_derivative = index, True
             with self.log.errstate():
                 self.cache[key] = PRIMITIVES[node.op].partial(
-                    NUMERIC, self.values[index], args, position)
+                    DEFERRING_OPS, self.values[index], args, position)
         return self.cache[key]
 
 
@@ -145,8 +179,10 @@ def reverse_sweep(tape: Tape, partials: Partials, root: int, depends: list[bool]
             with log.errstate():
                 contribution = _times(adjoint, partial)
                 previous = adjoints[arg]
-                adjoints[arg] = contribution if previous is None else previous + contribution
-    return adjoints
+                adjoints[arg] = contribution if previous is None else \
+                    materialize(previous) + materialize(contribution)
+    with log.errstate():
+        return [materialize(a) for a in adjoints]
 
 
 @dataclass
