@@ -18,7 +18,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .engine import DomainWarning, Partials, WarningLog, evaluate, materialize
+from .engine import DomainWarning, Partials, WarningLog, evaluate, gradient_tape, materialize
+from .engine import jvp as engine_jvp
+from .engine import vjp as engine_vjp
 from .errors import JacliError
 from .parse import parse
 from .tape import Tape
@@ -40,6 +42,9 @@ class Result:
     value: np.ndarray
     jacobian: np.ndarray | None = None
     warnings: list[DomainWarning] = field(default_factory=list)
+    jvp: np.ndarray | None = None        # (B, m): J.v
+    vjp: np.ndarray | None = None        # (B, n): u^T.J
+    hessian: np.ndarray | None = None    # (B, n, n)
 
     @property
     def gradient(self) -> np.ndarray:
@@ -151,49 +156,113 @@ class Program:
         return env, batch, batched
 
     # --- evaluating --------------------------------------------------------------------
-    def _run(self, point: Mapping, outputs, wrt, with_jacobian: bool, progress=None) -> Result:
+    def _run(self, kind: str, point: Mapping, outputs, wrt, progress=None, mode="reverse",
+             seed=None) -> Result:
+        """Evaluate in chunks of CHUNK points; `kind` is eval, jacobian, jvp, vjp or hessian."""
         outputs = self.select_outputs(outputs)
         inputs = self.select_inputs(wrt, outputs)
         output_nodes = self._output_nodes(outputs)
         env, batch, batched = self._bind(point, output_nodes)
+        m, n = len(outputs), len(inputs)
+        shapes = {"eval": {"value": (m,)},
+                  "jacobian": {"value": (m,), "jacobian": (m, n)},
+                  "jvp": {"value": (m,), "jvp": (m,)},
+                  "vjp": {"value": (m,), "vjp": (n,)},
+                  "hessian": {"value": (m,), "jacobian": (m, n), "hessian": (n, n)}}[kind]
+        arrays = {key: np.empty((batch,) + shape) for key, shape in shapes.items()}
+        tape, nodes = self.tape, output_nodes
+        if kind == "hessian":
+            tape, gradient_nodes = gradient_tape(self.tape, output_nodes[0], inputs)
+            nodes = output_nodes + gradient_nodes
+        if kind == "jacobian" and mode == "auto":
+            mode = "forward" if n < m else "reverse"
+        seed = {} if seed is None else {k: np.asarray(v, dtype=float) for k, v in seed.items()}
         log = WarningLog()
-        value = np.empty((batch, len(outputs)))
-        jacobian = np.empty((batch, len(outputs), len(inputs))) if with_jacobian else None
         for start in range(0, batch, CHUNK):
             stop = min(start + CHUNK, batch)
-            chunk_env = {name: v[start:stop] for name, v in env.items()}
-            sweep = evaluate(self.tape, chunk_env, stop - start, output_nodes,
-                             inputs if with_jacobian else None, log)
-            value[start:stop] = sweep.outputs
-            if with_jacobian:
-                jacobian[start:stop] = sweep.jacobian
+            size = stop - start
+            chunk = {name: v[start:stop] for name, v in env.items()}
+            chunk_seed = {k: v[start:stop] if v.ndim else v for k, v in seed.items()}
+            if kind in ("eval", "jacobian"):
+                sweep = evaluate(tape, chunk, size, nodes, inputs if kind == "jacobian" else None,
+                                 log, mode=mode)
+                arrays["value"][start:stop] = sweep.outputs
+                if kind == "jacobian":
+                    arrays["jacobian"][start:stop] = sweep.jacobian
+            elif kind == "jvp":
+                arrays["value"][start:stop], arrays["jvp"][start:stop] = engine_jvp(
+                    tape, chunk, size, nodes, chunk_seed, log)
+            elif kind == "vjp":
+                arrays["value"][start:stop], arrays["vjp"][start:stop] = engine_vjp(
+                    tape, chunk, size, nodes, [chunk_seed.get(o, 0.0) for o in outputs],
+                    inputs, log)
+            else:
+                sweep = evaluate(tape, chunk, size, nodes, inputs, log)
+                arrays["value"][start:stop] = sweep.outputs[:, :1]
+                arrays["jacobian"][start:stop, 0] = sweep.outputs[:, 1:]
+                arrays["hessian"][start:stop] = sweep.jacobian[:, 1:]
             if progress is not None and batch > CHUNK:
                 progress(stop, batch)
         if not batched:  # every value was a number (or the program has no variables)
-            value = value[0]
-            jacobian = jacobian[0] if with_jacobian else None
+            arrays = {key: a[0] for key, a in arrays.items()}
             env = {name: v[0] for name, v in env.items()}
-        return Result(inputs, outputs, env, value, jacobian, log.warnings)
+        return Result(inputs, outputs, env, arrays["value"], arrays.get("jacobian"),
+                      log.warnings, jvp=arrays.get("jvp"), vjp=arrays.get("vjp"),
+                      hessian=arrays.get("hessian"))
+
+    def _one_output(self, output: str | None, command: str) -> list[str] | None:
+        if output is None and len(self.tape.outputs) != 1:
+            raise JacliError(f"{command} needs one scalar output, and the program has "
+                             f"{len(self.tape.outputs)} ({', '.join(self.tape.outputs)}): "
+                             "choose one with --out", origin="--out")
+        return [output] if output else None
 
     def eval(self, point: Mapping, outputs: Sequence[str] | None = None,
              progress=None) -> Result:
         """Values of the outputs (all, or those named) at `point`.
         `progress(done, total)`, if given, is called after each chunk of points."""
-        return self._run(point, outputs, None, False, progress)
+        return self._run("eval", point, outputs, None, progress)
 
     def jacobian(self, point: Mapping, wrt: Sequence[str] | None = None,
-                 outputs: Sequence[str] | None = None, progress=None) -> Result:
-        """Values and the Jacobian d outputs / d wrt (default: every variable)."""
-        return self._run(point, outputs, wrt, True, progress)
+                 outputs: Sequence[str] | None = None, progress=None,
+                 mode: str = "reverse") -> Result:
+        """Values and the Jacobian d outputs / d wrt (default: every variable).
+        `mode`: "reverse" (a sweep per output), "forward" (a sweep per input) or "auto"
+        (forward when there are fewer inputs than outputs)."""
+        if mode not in ("reverse", "forward", "auto"):
+            raise JacliError(f"unknown mode {mode!r}: reverse, forward or auto", origin="--mode")
+        return self._run("jacobian", point, outputs, wrt, progress, mode)
 
     def grad(self, point: Mapping, wrt: Sequence[str] | None = None,
-             output: str | None = None) -> Result:
+             output: str | None = None, progress=None) -> Result:
         """Value and gradient of one scalar output (the only one, or `output`)."""
-        if output is None and len(self.tape.outputs) != 1:
-            raise JacliError(f"grad needs one scalar output, and the program has "
-                             f"{len(self.tape.outputs)} ({', '.join(self.tape.outputs)}): "
-                             "choose one with --out", origin="--out")
-        return self._run(point, [output] if output else None, wrt, with_jacobian=True)
+        return self._run("jacobian", point, self._one_output(output, "grad"), wrt, progress)
+
+    def jvp(self, point: Mapping, tangent: Mapping, outputs: Sequence[str] | None = None,
+            progress=None) -> Result:
+        """Forward mode: values and J.v, `tangent` giving v per variable (others 0)."""
+        self._check_names(tangent, self.variables, "a variable", "--tangent")
+        return self._run("jvp", point, outputs, [v for v in self.variables if v in tangent],
+                         progress, seed=tangent)
+
+    def vjp(self, point: Mapping, cotangent: Mapping, wrt: Sequence[str] | None = None,
+            outputs: Sequence[str] | None = None, progress=None) -> Result:
+        """Reverse mode: values and u^T.J, `cotangent` giving u per output (others 0)."""
+        self._check_names(cotangent, self.select_outputs(outputs), "an output", "--cotangent")
+        return self._run("vjp", point, outputs, wrt, progress, seed=cotangent)
+
+    def hessian(self, point: Mapping, wrt: Sequence[str] | None = None,
+                output: str | None = None, progress=None) -> Result:
+        """Value, gradient and the exact n x n Hessian of one scalar output
+        (reverse over reverse: the gradient is built as tape nodes, then differentiated)."""
+        return self._run("hessian", point, self._one_output(output, "hess"), wrt, progress)
+
+    @staticmethod
+    def _check_names(given: Mapping, known: list[str], what: str, origin: str) -> None:
+        for name in given:
+            if name not in known:
+                raise JacliError(f"'{name}' is not {what} of the program "
+                                 f"({', '.join(known) or 'none'})", origin=origin)
 
     def trace(self, point: Mapping, wrt: Sequence[str] | None = None,
               outputs: Sequence[str] | None = None) -> Trace:

@@ -6,6 +6,7 @@ Exit status: 0 success; 1 evaluation ran but some rows of --points failed;
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import tempfile
@@ -78,7 +79,17 @@ EXAMPLES = {
              "w1=0.1,w2=0.2,b=0",
              "read gx gy <<< \"$(jacli grad 'x*y' --at x=2,y=3)\""],
     "jac": ["jacli jac 'r = sqrt(x^2+y^2); theta = atan2(y, x)' --at x=3,y=4",
-            "jacli jac -f samples/robot_arm.jac --wrt q1,q2 --points angles.npy -o J.npy"],
+            "jacli jac -f samples/robot_arm.jac --wrt q1,q2 --at l1=1,l2=0.8 --points angles.npy "
+            "-o J.npy",
+            "jacli jac 'u = x^2; v = x^3; w = sin(x)' --at x=2 --mode forward"],
+    "hess": ["jacli hess 'x^2*y + sin(z)' --at x=1,y=2,z=3",
+             "jacli hess -f samples/rosenbrock.jac --wrt x,y --at x=1,y=1,a=1,b=100 --format json"],
+    "jvp": ["jacli jvp 'r = sqrt(x^2+y^2); theta = atan2(y, x)' --at x=3,y=4 --tangent x=1,y=0"],
+    "vjp": ["jacli vjp 'r = sqrt(x^2+y^2); theta = atan2(y, x)' --at x=3,y=4 "
+            "--cotangent r=1,theta=0"],
+    "graph": ["jacli graph 'x^2*y + sin(z)' | dot -Tsvg > graph.svg",
+              "jacli graph -f samples/softmax.jac --format mermaid",
+              "jacli graph 'x*y + sin(x)' --at x=1,y=2"],
     "tape": ["jacli tape 'x^2*y + sin(z)' --at x=1,y=2,z=3",
              "jacli tape 'sin(x)*x' --at x=2 --format json | jq -c ."],
 }
@@ -141,26 +152,38 @@ def _names(items: list[str] | None) -> list[str] | None:
 class _Job:
     """What a command was asked: the program, its selections and its points."""
 
-    def __init__(self, command, program, file, at, points, points_format, wrt, out,
-                 allow_unused):
-        self.source = _read_program(program, file)
+    def __init__(self, command: str, options: dict):
+        self.command, self.options = command, options
+        if options["file"] == "-" and options.get("points") == "-":
+            raise JacliError("-f - and --points - cannot both read standard input",
+                             origin="command line")
+        self.source = _read_program(options["program"], options["file"])
         self.program = Program(self.source)
-        self.outputs = self.program.select_outputs(_names(out))
-        if command == "grad" and len(self.outputs) != 1:
-            raise JacliError(f"grad needs one scalar output, and there are {len(self.outputs)} "
-                             f"({', '.join(self.outputs)}): choose one with --out, or use jac",
-                             origin="--out")
+        self.outputs = self.program.select_outputs(_names(options["out"]))
+        if command in ("grad", "hess") and len(self.outputs) != 1:
+            raise JacliError(f"{command} needs one scalar output, and there are "
+                             f"{len(self.outputs)} ({', '.join(self.outputs)}): choose one "
+                             "with --out, or use jac", origin="--out")
+        wrt = options.get("wrt")
         wrt_names = _split(wrt)
         if wrt is not None and not wrt_names:
             raise JacliError("no variable named: give --wrt x,y,...", origin="--wrt")
         self.inputs = self.program.select_inputs(wrt_names, self.outputs)
-        self.at = parse_at(at or [])
+        self.at = parse_at(options["at"] or [])
         unused = self.program.unused(self.at)
-        if unused and not allow_unused:
+        if unused and not options["allow_unused"]:
             raise JacliError(f"'{unused[0]}' is not used by the program "
                              f"(its variables: {', '.join(self.program.variables) or 'none'})",
                              origin="--at", hint="leave it out, or pass --allow-unused")
-        self.points = self._read_points(points, points_format) if points else None
+        seed_option = {"jvp": "tangent", "vjp": "cotangent"}.get(command)
+        if seed_option:  # the tangent v of J.v, or the cotangent u of u^T.J
+            if not options[seed_option]:
+                raise JacliError(f"{command} needs --{seed_option}, e.g. --{seed_option} "
+                                 f"{(self.inputs if command == 'jvp' else self.outputs)[0]}=1",
+                                 origin=f"--{seed_option}")
+            self.seed = parse_at(options[seed_option], f"--{seed_option}")
+        points = options.get("points")
+        self.points = self._read_points(points, options.get("points_format")) if points else None
 
     def _read_points(self, path: str, fmt: PointsFormat | None) -> Points:
         required = [v for v in self.program.needed_variables(self.outputs) if v not in self.at]
@@ -186,32 +209,56 @@ class _Job:
         columns.update({n: np.full(good, v) for n, v in self.at.items()})
         return columns, mask, self.points.count
 
-    def run(self, command: str) -> tuple[Report, list]:
+    def _call_api(self, values: dict):
+        """The library call behind each command."""
+        program, options = self.program, self.options
+        progress = _progress if sys.stderr.isatty() else None
+        if self.command == "eval":
+            return program.eval(values, self.outputs, progress=progress)
+        if self.command == "jac":
+            return program.jacobian(values, self.inputs, self.outputs, progress=progress,
+                                    mode=options["mode"].value)
+        if self.command == "hess":
+            return program.hessian(values, self.inputs, self.outputs[0], progress=progress)
+        if self.command == "jvp":
+            return program.jvp(values, self.seed, self.outputs, progress=progress)
+        if self.command == "vjp":
+            return program.vjp(values, self.seed, self.inputs, self.outputs, progress=progress)
+        return program.jacobian(values, self.inputs, self.outputs, progress=progress)  # grad
+
+    def run(self) -> tuple[Report, list]:
         values, mask, count = self.bindings()
         good = count if mask is None else int(mask.sum())
         needed = self.program.needed_variables(self.outputs)
         variables = [v for v in self.program.variables if v in values or v in needed]
         m, n = len(self.outputs), len(self.inputs)
-        value, warnings = np.empty((0, m)), []
-        jacobian = None if command == "eval" else np.empty((0, m, n))
-        if good:  # (a program without variables gives one unbatched point: reshape it)
-            progress = _progress if sys.stderr.isatty() else None
-            if command == "eval":
-                result = self.program.eval(values, self.outputs, progress=progress)
-            else:
-                result = self.program.jacobian(values, self.inputs, self.outputs,
-                                               progress=progress)
-                jacobian = np.broadcast_to(result.jacobian, (good, m, n))
-            value, warnings = np.broadcast_to(result.value, (good, m)), result.warnings
+        shapes = {"value": (m,), "jacobian": (m, n), "hessian": (n, n), "jvp": (m,), "vjp": (n,)}
+        arrays: dict[str, np.ndarray | None] = dict.fromkeys(shapes)
+        warnings, inputs = [], self.inputs
+        if good:  # (a program without variables gives one unbatched point: broadcast it)
+            result = self._call_api(values)
+            warnings, inputs = result.warnings, result.inputs
+            for key, shape in shapes.items():
+                if getattr(result, key) is not None:
+                    arrays[key] = np.broadcast_to(getattr(result, key), (good,) + shape)
+        for key in ("value",) + _ARRAYS_OF[self.command]:
+            if arrays[key] is None:   # no good rows at all
+                arrays[key] = np.empty((0,) + shapes[key])
         at = np.empty((good, len(variables)))
         for j, name in enumerate(variables):
             at[:, j] = values.get(name, np.nan)
         if mask is not None:  # bad rows keep their place, as nan
-            value, at = _scatter(value, mask), _scatter(at, mask)
-            jacobian = None if jacobian is None else _scatter(jacobian, mask)
+            at = _scatter(at, mask)
+            arrays = {key: a if a is None else _scatter(a, mask) for key, a in arrays.items()}
         bad = self.points.bad_rows if self.points else {}
-        return Report(command, self.inputs, self.outputs, variables, at, value, jacobian,
-                      bad), warnings
+        return Report(self.command, inputs, self.outputs, variables, at, arrays["value"],
+                      arrays["jacobian"], bad, arrays["hessian"], arrays["jvp"],
+                      arrays["vjp"]), warnings
+
+
+#: The result arrays of each command besides `value`.
+_ARRAYS_OF = {"eval": (), "grad": ("jacobian",), "jac": ("jacobian",),
+              "hess": ("jacobian", "hessian"), "jvp": ("jvp",), "vjp": ("vjp",)}
 
 
 def _scatter(rows: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -316,31 +363,89 @@ def _fail(error: JacliError) -> None:
 
 # --- the commands ------------------------------------------------------------------------
 
-def _make_command(command: str, summary: str):
-    def command_function(program: ProgramArg = None, file: FileOpt = None, at: AtOpt = None,
-                         points: PointsOpt = None, points_format: PointsFormatOpt = None,
-                         wrt: WrtOpt = None, out: OutOpt = None, format: FormatOpt = Format.auto,
-                         output: OutputOpt = None, allow_unused: AllowUnusedOpt = False) -> None:
-        try:
-            if file == "-" and points == "-":
-                raise JacliError("-f - and --points - cannot both read standard input",
-                                 origin="command line")
-            job = _Job(command, program, file, at, points, points_format, wrt, out,
-                       allow_unused)
-            if command == "tape":
-                status = _run_tape(job, _resolve_format(format, output), output)
-            else:
-                report, warnings = job.run(command)
-                _write_report(report, _resolve_format(format, output), output)
-                status = _report_problems(job.source, report, warnings)
-        except JacliError as error:
-            _fail(error)
-        except BrokenPipeError:
-            # The reader went away (`| head -1`): stop quietly, as other Unix tools do.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            status = 141
-        raise typer.Exit(status)
+class Mode(str, Enum):
+    auto = "auto"
+    forward = "forward"
+    reverse = "reverse"
 
+
+class GraphFormat(str, Enum):
+    dot = "dot"
+    mermaid = "mermaid"
+
+
+ModeOpt = Annotated[Mode, typer.Option(
+    "--mode", help="reverse: a sweep per output; forward: a sweep per input; auto: forward "
+    "when there are fewer inputs than outputs.")]
+TangentOpt = Annotated[Optional[list[str]], typer.Option(
+    "--tangent", metavar="NAME=VALUE,...", help="The tangent v of J.v, per variable "
+    "(unnamed variables: 0).")]
+CotangentOpt = Annotated[Optional[list[str]], typer.Option(
+    "--cotangent", metavar="NAME=VALUE,...", help="The cotangent u of u^T.J, per output "
+    "(unnamed outputs: 0).")]
+GraphFormatOpt = Annotated[GraphFormat, typer.Option("--format", help="Graphviz DOT or Mermaid.")]
+
+_COMMON = [("program", ProgramArg, None), ("file", FileOpt, None), ("at", AtOpt, None)]
+_BATCH = [("points", PointsOpt, None), ("points_format", PointsFormatOpt, None)]
+_SELECT = [("wrt", WrtOpt, None), ("out", OutOpt, None)]
+_WRITE = [("format", FormatOpt, Format.auto), ("output", OutputOpt, None),
+          ("allow_unused", AllowUnusedOpt, False)]
+
+#: Each command: its one-line summary and its options, in --help order.
+COMMANDS = {
+    "eval": ("Evaluate the outputs at each point.", _COMMON + _BATCH + _SELECT + _WRITE),
+    "grad": ("Value and gradient of one scalar output at each point.",
+             _COMMON + _BATCH + _SELECT + _WRITE),
+    "jac": ("Values and the Jacobian (outputs x inputs) at each point.",
+            _COMMON + _BATCH + _SELECT + [("mode", ModeOpt, Mode.auto)] + _WRITE),
+    "hess": ("Value, gradient and exact Hessian of one scalar output at each point.",
+             _COMMON + _BATCH + _SELECT + _WRITE),
+    "jvp": ("Forward mode: the values and J.v for a tangent v.",
+            _COMMON + [("tangent", TangentOpt, None)] + _BATCH + [("out", OutOpt, None)]
+            + _WRITE),
+    "vjp": ("Reverse mode: the values and u^T.J for a cotangent u.",
+            _COMMON + [("cotangent", CotangentOpt, None)] + _BATCH + _SELECT + _WRITE),
+    "tape": ("Show the recorded tape; with --at, its values and the backward sweep.",
+             _COMMON + _SELECT + _WRITE),
+    "graph": ("The computational graph, for Graphviz (dot) or Mermaid; with --at, values.",
+              _COMMON + [("out", OutOpt, None), ("format", GraphFormatOpt, GraphFormat.dot),
+                         ("output", OutputOpt, None), ("allow_unused", AllowUnusedOpt, False)]),
+}
+
+
+def _execute(command: str, options: dict) -> None:
+    """Run one command; turn bad input into exit status 2 with one message."""
+    try:
+        job = _Job(command, options)
+        if command == "tape":
+            status = _run_tape(job, _resolve_format(options["format"], options["output"]),
+                               options["output"])
+        elif command == "graph":
+            status = _run_graph(job, options["format"].value, options["output"])
+        else:
+            report, warnings = job.run()
+            _write_report(report, _resolve_format(options["format"], options["output"]),
+                          options["output"])
+            status = _report_problems(job.source, report, warnings)
+    except JacliError as error:
+        _fail(error)
+    except BrokenPipeError:
+        # The reader went away (`| head -1`): stop quietly, as other Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = 141
+    raise typer.Exit(status)
+
+
+def _make_command(command: str) -> None:
+    summary, options = COMMANDS[command]
+
+    def command_function(**given) -> None:
+        _execute(command, given)
+
+    # Typer reads the options from the signature: build it from the table above.
+    command_function.__signature__ = inspect.Signature([
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                          annotation=annotation) for name, annotation, default in options])
     command_function.__doc__ = summary
     app.command(command, help=summary, epilog=_epilog(command))(command_function)
 
@@ -368,10 +473,22 @@ def _run_tape(job: _Job, fmt: str, output: str | None) -> int:
     return _report_problems(job.source, None, trace.warnings if trace else [])
 
 
-_make_command("eval", "Evaluate the outputs at each point.")
-_make_command("grad", "Value and gradient of one scalar output at each point.")
-_make_command("jac", "Values and the Jacobian (outputs x inputs) at each point.")
-_make_command("tape", "Show the recorded tape; with --at, its values and the backward sweep.")
+def _run_graph(job: _Job, fmt: str, output: str | None) -> int:
+    from .graph import to_dot, to_mermaid
+
+    trace = job.program.trace(job.at, None, job.outputs) if job.at else None
+    text = (to_dot if fmt == "dot" else to_mermaid)(job.program, job.outputs,
+                                                    trace.values if trace else None)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        with _atomic_output(output) as f:
+            f.write(text)
+    return _report_problems(job.source, None, trace.warnings if trace else [])
+
+
+for _command in COMMANDS:
+    _make_command(_command)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .prims import PRIMITIVES
-from .tape import CONST, VAR, Tape
+from .tape import CONST, VAR, NodeOps, Tape
 
 _NUMPY_KINDS = {  # NumPy's floating-point error -> what jacli says
     "divide by zero": "division by zero or a pole (result is inf or -inf)",
@@ -155,17 +155,22 @@ class Partials:
         return self.cache[key]
 
 
-def reverse_sweep(tape: Tape, partials: Partials, root: int, depends: list[bool],
-                  seed=1.0) -> list:
-    """Adjoints of every node for output node `root` (seed: its cotangent).
+def _accumulate(previous, contribution):
+    return contribution if previous is None else materialize(previous) + materialize(contribution)
+
+
+def reverse_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
+                  depends: list[bool]) -> list:
+    """Adjoints of every node, from cotangent `seeds` at output nodes (a VJP).
 
     Entries that receive nothing stay None (a symbolic zero); only nodes that
-    depend on an input (`depends`) are visited.
+    depend on an input (`depends`) pass anything on.
     """
     adjoints: list = [None] * len(tape.nodes)
-    adjoints[root] = seed
+    for node, seed in seeds.items():
+        adjoints[node] = _accumulate(adjoints[node], seed)
     nodes, log = tape.nodes, partials.log
-    for index in range(root, -1, -1):
+    for index in range(max(seeds, default=-1), -1, -1):
         adjoint = adjoints[index]
         if adjoint is None or not nodes[index].args:
             continue
@@ -177,12 +182,41 @@ def reverse_sweep(tape: Tape, partials: Partials, root: int, depends: list[bool]
                 continue
             log.node, log.in_derivative = index, True
             with log.errstate():
-                contribution = _times(adjoint, partial)
-                previous = adjoints[arg]
-                adjoints[arg] = contribution if previous is None else \
-                    materialize(previous) + materialize(contribution)
+                adjoints[arg] = _accumulate(adjoints[arg], _times(adjoint, partial))
     with log.errstate():
         return [materialize(a) for a in adjoints]
+
+
+def forward_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
+                  depends: list[bool], needed: list[bool]) -> list:
+    """Tangents of every node, from tangent `seeds` at variable nodes (a JVP).
+
+    The same partials as the reverse sweep, multiplied in the other order.
+    """
+    tangents: list = [None] * len(tape.nodes)
+    for node, seed in seeds.items():
+        tangents[node] = seed
+    nodes, log = tape.nodes, partials.log
+    for index, node in enumerate(nodes):
+        if not node.args or not depends[index] or not needed[index]:
+            continue
+        tangent = None
+        for position, arg in enumerate(node.args):
+            if tangents[arg] is None:
+                continue
+            partial = partials.get(index, position)
+            if _is_symbolic(partial, 0.0):
+                continue
+            log.node, log.in_derivative = index, True
+            with log.errstate():
+                tangent = _accumulate(tangent, _times(tangents[arg], partial))
+        tangents[index] = tangent
+    with log.errstate():
+        return [materialize(t) for t in tangents]
+
+
+def _broadcast(value, batch: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(value, dtype=float), (batch,))
 
 
 @dataclass
@@ -191,13 +225,15 @@ class Sweep:
     values: list                 # per node (None where not needed)
     outputs: np.ndarray          # (B, m)
     jacobian: np.ndarray | None  # (B, m, n)
-    adjoints: list[list] | None  # per output: per-node adjoints
+    adjoints: list[list] | None  # per output: per-node adjoints (reverse mode, keep=True)
     partials: Partials | None
 
 
 def evaluate(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[int],
-             wrt: list[str] | None, log: WarningLog, keep: bool = False) -> Sweep:
-    """Values of `output_nodes` and, if `wrt` is given, their Jacobian w.r.t. `wrt`."""
+             wrt: list[str] | None, log: WarningLog, keep: bool = False,
+             mode: str = "reverse") -> Sweep:
+    """Values of `output_nodes` and, if `wrt` is given, their Jacobian w.r.t. `wrt`:
+    one reverse sweep per output (`mode="reverse"`) or one forward sweep per input."""
     needed = tape.dependencies(output_nodes)
     values = forward(tape, env, needed, log)
     outputs = np.empty((batch, len(output_nodes)))
@@ -211,11 +247,17 @@ def evaluate(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: l
     jacobian = np.zeros((batch, len(output_nodes), len(wrt)))
     wrt_nodes = [tape.variable_nodes.get(name) for name in wrt]
     all_adjoints = []
+    if mode == "forward":
+        for j, node in enumerate(wrt_nodes):
+            if node is None:
+                continue
+            tangents = forward_sweep(tape, partials, {node: 1.0}, depends, needed)
+            for k, root in enumerate(output_nodes):
+                if tangents[root] is not None:
+                    jacobian[:, k, j] = tangents[root]
+        return Sweep(values if keep else [], outputs, jacobian, None, partials if keep else None)
     for k, root in enumerate(output_nodes):
-        if depends[root]:
-            adjoints = reverse_sweep(tape, partials, root, depends)
-        else:
-            adjoints = [None] * len(tape.nodes)
+        adjoints = reverse_sweep(tape, partials, {root: 1.0} if depends[root] else {}, depends)
         for j, node in enumerate(wrt_nodes):
             if node is not None and adjoints[node] is not None:
                 jacobian[:, k, j] = adjoints[node]
@@ -223,3 +265,88 @@ def evaluate(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: l
             all_adjoints.append(adjoints)
     return Sweep(values if keep else [], outputs, jacobian,
                  all_adjoints if keep else None, partials if keep else None)
+
+
+def jvp(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[int],
+        tangent: dict[str, np.ndarray], log: WarningLog) -> tuple[np.ndarray, np.ndarray]:
+    """Values (B, m) and J.v (B, m) for the tangent `v` given per variable."""
+    needed = tape.dependencies(output_nodes)
+    values = forward(tape, env, needed, log)
+    depends = tape.depends_on(list(tangent))
+    seeds = {tape.variable_nodes[name]: t for name, t in tangent.items()
+             if name in tape.variable_nodes}
+    tangents = forward_sweep(tape, Partials(tape, values, log), seeds, depends, needed)
+    outputs = np.empty((batch, len(output_nodes)))
+    result = np.zeros((batch, len(output_nodes)))
+    for k, node in enumerate(output_nodes):
+        outputs[:, k] = values[node]
+        if tangents[node] is not None:
+            result[:, k] = tangents[node]
+    return outputs, result
+
+
+def vjp(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[int],
+        cotangent: list, wrt: list[str], log: WarningLog) -> tuple[np.ndarray, np.ndarray]:
+    """Values (B, m) and u^T.J (B, n) for the cotangent `u` given per output."""
+    needed = tape.dependencies(output_nodes)
+    values = forward(tape, env, needed, log)
+    depends = tape.depends_on(wrt)
+    seeds: dict[int, object] = {}
+    for node, u in zip(output_nodes, cotangent):
+        if depends[node]:
+            seeds[node] = _accumulate(seeds.get(node), u)
+    adjoints = reverse_sweep(tape, Partials(tape, values, log), seeds, depends)
+    outputs = np.empty((batch, len(output_nodes)))
+    for k, node in enumerate(output_nodes):
+        outputs[:, k] = values[node]
+    result = np.zeros((batch, len(wrt)))
+    for j, name in enumerate(wrt):
+        node = tape.variable_nodes.get(name)
+        if node is not None and adjoints[node] is not None:
+            result[:, j] = adjoints[node]
+    return outputs, result
+
+
+def gradient_tape(tape: Tape, root: int, wrt: list[str]) -> tuple[Tape, list[int]]:
+    """A copy of `tape` extended with nodes computing d root / d wrt, symbolically.
+
+    The reverse sweep of `reverse_sweep`, with the partial rules run on tape.NodeOps
+    so they emit nodes instead of numbers. Differentiating these gradient nodes once
+    more (numerically) gives the Hessian: reverse over reverse, exact.
+    """
+    extended = tape.copy()
+    ops = NodeOps(extended)
+    nodes = extended.nodes
+    depends = extended.depends_on(wrt)
+
+    def constant(index: int, value: float) -> bool:
+        return nodes[index].op == CONST and nodes[index].value == value
+
+    def times(adjoint: int, partial: int) -> int:
+        if constant(partial, 1.0):
+            return adjoint
+        if constant(partial, -1.0):
+            return ops.neg(adjoint)
+        if constant(adjoint, 1.0):
+            return partial
+        return ops.mul(adjoint, partial)
+
+    adjoints: dict[int, int] = {root: extended.const(1.0)} if depends[root] else {}
+    for index in range(root, -1, -1):
+        adjoint = adjoints.get(index)
+        node = nodes[index]
+        if adjoint is None or not node.args:
+            continue
+        ops.span = node.span
+        for position, arg in enumerate(node.args):
+            if not depends[arg]:
+                continue
+            partial = PRIMITIVES[node.op].partial(ops, index, list(node.args), position)
+            if constant(partial, 0.0):
+                continue
+            contribution = times(adjoint, partial)
+            previous = adjoints.get(arg)
+            adjoints[arg] = contribution if previous is None else ops.add(previous, contribution)
+    zero = extended.const(0.0)
+    gradient = [adjoints.get(extended.variable_nodes.get(name), zero) for name in wrt]
+    return extended, gradient

@@ -14,14 +14,10 @@ from typing import TextIO
 
 import numpy as np
 
-# What each command's result is called in JSON and .npz, and its plain/.npy layout.
-DERIVATIVE_KEY = {"eval": None, "grad": "gradient", "jac": "jacobian"}
-
-
 @dataclass
 class Report:
     """The results of one command over B rows, ready to be written."""
-    command: str                      # eval | grad | jac
+    command: str                      # eval | grad | jac | hess | jvp | vjp
     inputs: list[str]                 # n
     outputs: list[str]                # m
     variables: list[str]              # the names of `at`'s columns
@@ -29,25 +25,44 @@ class Report:
     value: np.ndarray                 # (B, m)
     jacobian: np.ndarray | None       # (B, m, n)
     bad_rows: dict[int, str] = field(default_factory=dict)
+    hessian: np.ndarray | None = None  # (B, n, n)
+    jvp: np.ndarray | None = None      # (B, m)
+    vjp: np.ndarray | None = None      # (B, n)
 
     @property
     def count(self) -> int:
         return len(self.value)
 
-    def derivative(self) -> np.ndarray | None:
-        """The command's derivative array, point-major, as .npy stores it."""
-        if self.command == "grad":
-            return self.jacobian[:, 0, :]
+    def fields(self) -> list[tuple[str, np.ndarray]]:
+        """(JSON key, point-major array) in output order; the last is the command's
+        result, the one that plain output and .npy hold."""
+        scalar = self.command in ("grad", "hess")
+        fields = [("value", self.value[:, 0] if scalar else self.value)]
+        if scalar:
+            fields.append(("gradient", self.jacobian[:, 0, :]))
         if self.command == "jac":
-            return self.jacobian
-        return None
+            fields.append(("jacobian", self.jacobian))
+        for key in ("hessian", "jvp", "vjp"):
+            if getattr(self, key) is not None:
+                fields.append((key, getattr(self, key)))
+        return fields
 
-    def plain_numbers(self) -> np.ndarray:
-        """(B, k): the numbers of each plain line."""
-        derivative = self.derivative()
-        if derivative is None:
-            return self.value
-        return derivative.reshape(self.count, int(np.prod(derivative.shape[1:])))
+    def headers(self, key: str, d: str = "d", d2: str = "d2") -> list[str]:
+        """Column names of a field: CSV's `df/dx`, or with d="∂", d2="∂²" for people."""
+        if key == "value":
+            return list(self.outputs)
+        if key in ("gradient", "jacobian"):
+            return [f"{d}{o}/{d}{i}" for o in self.outputs for i in self.inputs]
+        if key == "hessian":
+            return [f"{d2}{self.outputs[0]}/{d}{a}{d}{b}" for a in self.inputs
+                    for b in self.inputs]
+        names = self.outputs if key == "jvp" else self.inputs
+        return [f"{key}_{name}" for name in names]
+
+
+def _flat(array: np.ndarray) -> np.ndarray:
+    """(B, ...) -> (B, k)."""
+    return array.reshape(len(array), int(np.prod(array.shape[1:])))
 
 
 def json_number(x: float) -> str:
@@ -56,53 +71,42 @@ def json_number(x: float) -> str:
     return '"nan"' if math.isnan(x) else ('"inf"' if x > 0 else '"-inf"')
 
 
+def _json_value(x) -> str:
+    """A number, a list of numbers or a list of lists, as JSON."""
+    if not isinstance(x, list):
+        return json_number(x)
+    if x and isinstance(x[0], list):
+        return "[" + ", ".join(map(_json_value, x)) + "]"
+    return "[" + ", ".join(map(json_number, x)) + "]"
+
+
 def write_plain(report: Report, out: TextIO) -> None:
-    for row in report.plain_numbers().tolist():
+    for row in _flat(report.fields()[-1][1]).tolist():
         out.write(" ".join(map(repr, row)) + "\n")
-
-
-def _json_list(values) -> str:
-    return "[" + ", ".join(map(json_number, values)) + "]"
 
 
 def write_json(report: Report, out: TextIO) -> None:
     head = (f'{{"inputs": {json.dumps(report.inputs)}, '
             f'"outputs": {json.dumps(report.outputs)}, ')
     names = [json.dumps(name) for name in report.variables]
-    key = DERIVATIVE_KEY[report.command]
-    derivative = report.derivative()
-    derivative_rows = derivative.tolist() if derivative is not None else None
-    values = report.value.tolist()
+    fields = [(json.dumps(key), array.tolist()) for key, array in report.fields()]
     at_rows = report.at.tolist()
     for row in range(report.count):
         if row in report.bad_rows:
             out.write(json.dumps({"row": row + 1, "error": report.bad_rows[row]}) + "\n")
             continue
         at = ", ".join(f"{n}: {json_number(v)}" for n, v in zip(names, at_rows[row]))
-        if report.command == "eval":
-            line = f'{head}"at": {{{at}}}, "value": {_json_list(values[row])}}}'
-        elif report.command == "grad":
-            line = (f'{head}"at": {{{at}}}, "value": {json_number(values[row][0])}, '
-                    f'"{key}": {_json_list(derivative_rows[row])}}}')
-        else:
-            matrix = "[" + ", ".join(_json_list(r) for r in derivative_rows[row]) + "]"
-            line = f'{head}"at": {{{at}}}, "value": {_json_list(values[row])}, "{key}": {matrix}}}'
-        out.write(line + "\n")
+        body = ", ".join(f"{key}: {_json_value(rows[row])}" for key, rows in fields)
+        out.write(f'{head}"at": {{{at}}}, {body}}}\n')
 
 
 def csv_header(report: Report) -> list[str]:
-    header = list(report.variables) + list(report.outputs)
-    if report.command != "eval":
-        header += [f"d{o}/d{i}" for o in report.outputs for i in report.inputs]
-    return header
+    return list(report.variables) + [h for key, _ in report.fields() for h in report.headers(key)]
 
 
 def write_csv(report: Report, out: TextIO) -> None:
     out.write(",".join(csv_header(report)) + "\n")
-    parts = [report.at, report.value]
-    if report.command != "eval":
-        parts.append(report.jacobian.reshape(report.count, len(report.outputs) * len(report.inputs)))
-    table = np.concatenate(parts, axis=1)
+    table = np.concatenate([report.at] + [_flat(a) for _, a in report.fields()], axis=1)
     if report.bad_rows:
         table[list(report.bad_rows)] = np.nan
     for row in table.tolist():
@@ -110,17 +114,13 @@ def write_csv(report: Report, out: TextIO) -> None:
 
 
 def save_npy(report: Report, path) -> None:
-    derivative = report.derivative()
-    np.save(path, report.value if derivative is None else derivative)
+    np.save(path, report.fields()[-1][1])
 
 
 def save_npz(report: Report, path) -> None:
-    arrays = {"value": report.value[:, 0] if report.command == "grad" else report.value,
-              "inputs": np.array(report.inputs, dtype=str),
-              "outputs": np.array(report.outputs, dtype=str)}
-    key = DERIVATIVE_KEY[report.command]
-    if key:
-        arrays[key] = report.derivative()
+    arrays = dict(report.fields())
+    arrays["inputs"] = np.array(report.inputs, dtype=str)
+    arrays["outputs"] = np.array(report.outputs, dtype=str)
     np.savez(path, **arrays)
 
 

@@ -43,7 +43,7 @@ def parse_float(text: str) -> float:
     return float(text)
 
 
-def parse_at(items: list[str]) -> dict[str, float]:
+def parse_at(items: list[str], origin: str = "--at") -> dict[str, float]:
     """`["x=1,y=2", "z=3"]` -> {"x": 1.0, "y": 2.0, "z": 3.0}."""
     values: dict[str, float] = {}
     for item in items:
@@ -54,16 +54,16 @@ def parse_at(items: list[str]) -> dict[str, float]:
             name, eq, number = part.partition("=")
             name = name.strip()
             if not eq or not name:
-                raise JacliError(f"expected name=value, got {part.strip()!r}", span, item, "--at")
+                raise JacliError(f"expected name=value, got {part.strip()!r}", span, item, origin)
             if not (name.isidentifier() and name.isascii()):
-                raise JacliError(f"{name!r} is not a variable name", span, item, "--at")
+                raise JacliError(f"{name!r} is not a variable name", span, item, origin)
             try:
                 value = parse_float(number)
             except ValueError:
                 raise JacliError(f"the value of '{name}' is not a number: {number.strip()!r}",
-                                 span, item, "--at") from None
+                                 span, item, origin) from None
             if name in values:
-                raise JacliError(f"'{name}' is given twice", span, item, "--at")
+                raise JacliError(f"'{name}' is given twice", span, item, origin)
             values[name] = value
     return values
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from rich import box
 from rich.console import Console, Group
 from rich.table import Table
@@ -45,22 +46,23 @@ def _bad_row(report: Report, row: int) -> Text:
     return Text(f"row {row + 1}: {report.bad_rows[row]}", style="red")
 
 
-def _points_table(report: Report, derivative_headers: list[str], row_numbers: list[int]) -> Table:
+def _points_table(report: Report, row_numbers: list[int]) -> Table:
+    """One row per point: the variables, then every result of the command, flattened."""
     table = _table()
     _column(table, "row", justify="right", style="dim")
     for name in report.variables:
         _column(table, name, justify="right", style="cyan")
-    for name in report.outputs:
-        _column(table, name, justify="right", style="bold")
-    for header in derivative_headers:
-        _column(table, header, justify="right")
+    fields = report.fields()
+    for key, _ in fields:
+        for header in report.headers(key, "∂", "∂²"):
+            _column(table, header, justify="right", style="bold" if key == "value" else None)
     for row in row_numbers:
         if row in report.bad_rows:
             table.add_row(str(row + 1), Text("error (below)", style="red"))
             continue
-        numbers = list(report.at[row]) + list(report.value[row])
-        if derivative_headers:
-            numbers += list(report.jacobian[row].reshape(-1))
+        numbers = list(report.at[row])
+        for _, array in fields:
+            numbers += list(np.ravel(array[row]))
         table.add_row(str(row + 1), *map(_num, numbers))
     return table
 
@@ -90,21 +92,38 @@ def _jacobian_table(report: Report, row: int) -> Table:
     return table
 
 
+def _hessian_table(report: Report, row: int) -> Table:
+    out = report.outputs[0]
+    table = _table(title=f"Hessian of {out}")
+    _column(table, "")
+    for name in report.inputs:
+        _column(table, f"∂/∂{name}", justify="right", style="bold")
+    for i, name in enumerate(report.inputs):
+        table.add_row(f"∂{out}/∂{name}", *map(_num, report.hessian[row, i]))
+    return table
+
+
+def _one_point(report: Report, row: int) -> list:
+    """The views of one point: gradient (and Hessian), or the Jacobian matrix."""
+    if row in report.bad_rows:
+        return [_bad_row(report, row)]
+    if report.command == "grad":
+        return [_gradient_table(report, row)]
+    if report.command == "hess":
+        return [_gradient_table(report, row), _hessian_table(report, row)]
+    return [_jacobian_table(report, row)]
+
+
 def report_renderable(report: Report):
     count = report.count
-    if report.command == "eval" or (count > 1 and report.command == "grad"):
-        headers = ([f"∂{report.outputs[0]}/∂{i}" for i in report.inputs]
-                   if report.command == "grad" else [])
+    if report.command in ("eval", "jvp", "vjp") or (count > 1 and report.command == "grad"):
         shown = list(range(min(count, SHOWN_POINTS)))
-        parts = [_points_table(report, headers, shown)]
+        parts = [_points_table(report, shown)]
         parts += [_bad_row(report, row) for row in shown if row in report.bad_rows]
         more = _more(count, SHOWN_POINTS)
-    elif report.command == "grad":
-        parts = [_bad_row(report, 0) if 0 in report.bad_rows else _gradient_table(report, 0)]
-        more = None
     else:
-        parts = [_bad_row(report, row) if row in report.bad_rows
-                 else _jacobian_table(report, row) for row in range(min(count, SHOWN_MATRICES))]
+        parts = [part for row in range(min(count, SHOWN_MATRICES))
+                 for part in _one_point(report, row)]
         more = _more(count, SHOWN_MATRICES)
     if more is not None:
         parts.append(more)

@@ -67,6 +67,12 @@ class Tape:
         self.output_nodes.append(index)
         self.output_spans.append(span)
 
+    def copy(self) -> "Tape":
+        """An independent tape with the same nodes, to be extended (derivative nodes)."""
+        return Tape(self.source, list(self.nodes), list(self.variables),
+                    dict(self.variable_nodes), list(self.outputs), list(self.output_nodes),
+                    list(self.output_spans), dict(self.names), dict(self._index))
+
     def text(self, index: int) -> str:
         """The source text a node came from (empty for nodes made by rules)."""
         span = self.nodes[index].span
@@ -99,8 +105,9 @@ class NodeOps:
     """An ops namespace (see prims.py) that builds tape nodes instead of numbers:
     `NodeOps(tape).cos(i)` appends `cos(node i)` and returns its index."""
 
-    def __init__(self, tape: Tape):
+    def __init__(self, tape: Tape, span: tuple[int, int] | None = None):
         self.tape = tape
+        self.span = span   # the source span new nodes are attributed to (for warnings)
 
     def const(self, value: float) -> int:
         return self.tape.const(value)
@@ -108,4 +115,4 @@ class NodeOps:
     def __getattr__(self, op: str):
         if op not in PRIMITIVES:
             raise AttributeError(op)
-        return lambda *args: self.tape.apply(op, args)
+        return lambda *args: self.tape.apply(op, args, self.span)
