@@ -383,6 +383,9 @@ TangentOpt = Annotated[Optional[list[str]], typer.Option(
 CotangentOpt = Annotated[Optional[list[str]], typer.Option(
     "--cotangent", metavar="NAME=VALUE,...", help="The cotangent u of u^T.J, per output "
     "(unnamed outputs: 0).")]
+ExplainOpt = Annotated[bool, typer.Option(
+    "--explain", help="With --at: the backward pass step by step, from the last entry to the "
+    "first (adjoint, local partials, contributions), ending with the gradient.")]
 GraphFormatOpt = Annotated[GraphFormat, typer.Option("--format", help="Graphviz DOT or Mermaid.")]
 
 _COMMON = [("program", ProgramArg, None), ("file", FileOpt, None), ("at", AtOpt, None)]
@@ -406,7 +409,7 @@ COMMANDS = {
     "vjp": ("Reverse mode: the values and u^T.J for a cotangent u.",
             _COMMON + [("cotangent", CotangentOpt, None)] + _BATCH + _SELECT + _WRITE),
     "tape": ("Show the recorded tape; with --at, its values and the backward sweep.",
-             _COMMON + _SELECT + _WRITE),
+             _COMMON + _SELECT + [("explain", ExplainOpt, False)] + _WRITE),
     "graph": ("The computational graph, for Graphviz (dot) or Mermaid; with --at, values.",
               _COMMON + [("out", OutOpt, None), ("format", GraphFormatOpt, GraphFormat.dot),
                          ("output", OutputOpt, None), ("allow_unused", AllowUnusedOpt, False)]),
@@ -451,7 +454,7 @@ def _make_command(command: str) -> None:
 
 
 def _run_tape(job: _Job, fmt: str, output: str | None) -> int:
-    from .tape_view import tape_rows, write_tape
+    from .tape_view import explain_steps, tape_rows, write_explain, write_tape
 
     if job.points is not None:
         raise JacliError("tape shows one point: give it with --at", origin="--points")
@@ -462,14 +465,30 @@ def _run_tape(job: _Job, fmt: str, output: str | None) -> int:
     if job.at or not job.program.needed_variables(job.outputs):
         trace = job.program.trace(job.at, job.inputs, job.outputs)
     rows = tape_rows(job.program, job.outputs, trace)
-    if fmt == "table" and output is None:
+    text_format = "plain" if fmt == "table" else fmt
+    if job.options["explain"]:
+        if trace is None:
+            raise JacliError("--explain needs a point: give the variables with --at",
+                             origin="--explain")
+        if fmt == "csv":
+            raise JacliError("--explain writes table, plain or json", origin="--format")
+        steps = explain_steps(rows, job.outputs, trace)
+        if fmt == "table" and output is None:
+            from .render import render_explain
+            render_explain(steps)
+        elif output is None:
+            write_explain(steps, text_format, sys.stdout)
+        else:
+            with _atomic_output(output) as f:
+                write_explain(steps, text_format, f)
+    elif fmt == "table" and output is None:
         from .render import render_tape
         render_tape(job.program, job.outputs, trace, rows)
     elif output is None:
-        write_tape(rows, "plain" if fmt == "table" else fmt, sys.stdout)
+        write_tape(rows, text_format, sys.stdout)
     else:
         with _atomic_output(output) as f:
-            write_tape(rows, "plain" if fmt == "table" else fmt, f)
+            write_tape(rows, text_format, f)
     return _report_problems(job.source, None, trace.warnings if trace else [])
 
 

@@ -179,3 +179,38 @@ def tape_renderable(program: Program, outputs: list[str], trace: Trace | None, r
 
 def render_tape(program: Program, outputs: list[str], trace: Trace | None, rows) -> None:
     _console().print(tape_renderable(program, outputs, trace, rows))
+
+
+def explain_renderable(steps: list[dict]) -> Group:
+    parts = []
+    table = None
+    for step in steps:
+        output = step["output"]
+        if "gradient" in step:
+            gradient = ", ".join(f"∂{output}/∂{n} = {_num(v)}" for n, v in step["gradient"].items())
+            parts += [table, Text(f"gradient of {output} (a row of the Jacobian): {gradient}\n",
+                                  style="bold")]
+            table = None
+            continue
+        if table is None:
+            table = _table(title=f"Backward sweep for {output}: from the last entry to the first, "
+                                 f"seeded with ∂{output}/∂{output} = 1")
+            for header in ("step", "entry", "source", "adjoint ḡ", "→ argument",
+                           "local partial", "contribution ḡ × partial"):
+                _column(table, header, justify="right" if header != "source" else "left")
+        first = True
+        for send in step["sends"] or [None]:
+            cells = ([str(step["step"]), f"{step['entry']} {step['op']}", Text(step["text"]),
+                      _num(step["adjoint"])] if first else ["", "", "", ""])
+            if send is not None:
+                cells += [f"{send['to']} {send['to_text']}", _num(send["partial"]),
+                          _num(send["contribution"])]
+            table.add_row(*cells)
+            first = False
+    parts.append(Text("Each entry's adjoint is the sum of the contributions sent to it by "
+                      "later entries; the inputs' adjoints are the gradient.", style="dim"))
+    return Group(*[p for p in parts if p is not None])
+
+
+def render_explain(steps: list[dict]) -> None:
+    _console().print(explain_renderable(steps))

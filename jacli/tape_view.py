@@ -105,3 +105,65 @@ def _csv_field(text: str) -> str:
     if any(c in text for c in ',"\n'):
         return '"' + text.replace('"', '""') + '"'
     return text
+
+
+def explain_steps(rows: list[dict], outputs: list[str], trace: Trace) -> list[dict]:
+    """The backward pass as it is taught: per output, one step per tape entry from
+    last to first, with its incoming adjoint, its local partials and the contribution
+    adjoint × partial it sends to each argument; then the gradient (a Jacobian row).
+
+    Each entry's adjoint is final when its step comes: every user of an entry comes
+    later on the tape, so it has already sent its contribution.
+    """
+    by_entry = {row["entry"]: row for row in rows}
+    steps = []
+    for k, output in enumerate(outputs):
+        number = 0
+        for row in reversed(rows):
+            adjoint = row["adjoints"][k]
+            if adjoint is None or not row["args"]:
+                continue
+            number += 1
+            sends = [{"to": arg, "to_text": by_entry[arg]["text"], "partial": partial,
+                      "contribution": adjoint * partial}
+                     for arg, partial in zip(row["args"], row["partials"]) if partial is not None]
+            steps.append({"output": output, "step": number, "entry": row["entry"],
+                          "op": row["op"], "text": row["text"], "adjoint": adjoint,
+                          "sends": sends})
+        gradient = {name: float(trace.jacobian[k, j]) for j, name in enumerate(trace.inputs)}
+        steps.append({"output": output, "gradient": gradient})
+    return steps
+
+
+def write_explain(steps: list[dict], fmt: str, out: TextIO) -> None:
+    if fmt == "json":
+        for step in steps:
+            out.write(_explain_json(step) + "\n")
+        return
+    for step in steps:  # plain
+        if "gradient" in step:
+            parts = ", ".join(f"d{step['output']}/d{n} = {_number(v)}"
+                              for n, v in step["gradient"].items())
+            out.write(f"gradient of {step['output']}: {parts}\n\n")
+            continue
+        if step["step"] == 1:
+            out.write(f"backward sweep for {step['output']}, seeded with adjoint 1:\n")
+        out.write(f"{step['step']}. {step['entry']} = {step['op']}  # {step['text']}  "
+                  f"adjoint {_number(step['adjoint'])}\n")
+        for send in step["sends"]:
+            out.write(f"   -> {send['to']} ({send['to_text']}): {_number(step['adjoint'])} * "
+                      f"{_number(send['partial'])} = {_number(send['contribution'])}\n")
+
+
+def _explain_json(step: dict) -> str:
+    if "gradient" in step:
+        body = ", ".join(f"{json.dumps(n)}: {_json(v)}" for n, v in step["gradient"].items())
+        return f'{{"output": {json.dumps(step["output"])}, "gradient": {{{body}}}}}'
+    sends = ", ".join(
+        f'{{"to": {json.dumps(s["to"])}, "to_text": {json.dumps(s["to_text"])}, '
+        f'"partial": {_json(s["partial"])}, "contribution": {_json(s["contribution"])}}}'
+        for s in step["sends"])
+    return (f'{{"output": {json.dumps(step["output"])}, "step": {step["step"]}, '
+            f'"entry": {json.dumps(step["entry"])}, "op": {json.dumps(step["op"])}, '
+            f'"text": {json.dumps(step["text"])}, "adjoint": {_json(step["adjoint"])}, '
+            f'"sends": [{sends}]}}')
