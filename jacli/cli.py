@@ -20,6 +20,7 @@ import typer
 
 from . import __version__
 from .api import Program
+from .check import DEFAULT_ATOL, DEFAULT_RTOL
 from .errors import JacliError
 from .formats import TEXT_WRITERS, Report, save_npy, save_npz
 from .points import Points, parse_at, read_points
@@ -87,6 +88,10 @@ EXAMPLES = {
     "jvp": ["jacli jvp 'r = sqrt(x^2+y^2); theta = atan2(y, x)' --at x=3,y=4 --tangent x=1,y=0"],
     "vjp": ["jacli vjp 'r = sqrt(x^2+y^2); theta = atan2(y, x)' --at x=3,y=4 "
             "--cotangent r=1,theta=0"],
+    "check": ["jacli check 'x^2*y + sin(z)' --at x=1,y=2,z=3",
+              "jacli check 'relu(x)' --at x=0     # exits 1: a kink",
+              "jacli check -f samples/rosenbrock.jac --wrt x,y --at a=1,b=100 "
+              "--points samples/points.csv --format json"],
     "graph": ["jacli graph 'x^2*y + sin(z)' | dot -Tsvg > graph.svg",
               "jacli graph -f samples/softmax.jac --format mermaid",
               "jacli graph 'x*y + sin(x)' --at x=1,y=2"],
@@ -226,11 +231,22 @@ class _Job:
             return program.vjp(values, self.seed, self.inputs, self.outputs, progress=progress)
         return program.jacobian(values, self.inputs, self.outputs, progress=progress)  # grad
 
+    def at_table(self, values: dict, mask: np.ndarray | None) -> tuple[list[str], np.ndarray]:
+        """The variables shown with each point, and their values (B, k), bad rows nan."""
+        needed = self.program.needed_variables(self.outputs)
+        variables = [v for v in self.program.variables if v in values or v in needed]
+        good = len(next(iter(values.values()))) if values else (1 if mask is None else 0)
+        if mask is not None:
+            good = int(mask.sum())
+        at = np.empty((good, len(variables)))
+        for j, name in enumerate(variables):
+            at[:, j] = values.get(name, np.nan)
+        return variables, at if mask is None else _scatter(at, mask)
+
     def run(self) -> tuple[Report, list]:
         values, mask, count = self.bindings()
         good = count if mask is None else int(mask.sum())
-        needed = self.program.needed_variables(self.outputs)
-        variables = [v for v in self.program.variables if v in values or v in needed]
+        variables, at = self.at_table(values, mask)
         m, n = len(self.outputs), len(self.inputs)
         shapes = {"value": (m,), "jacobian": (m, n), "hessian": (n, n), "jvp": (m,), "vjp": (n,)}
         arrays: dict[str, np.ndarray | None] = dict.fromkeys(shapes)
@@ -244,11 +260,7 @@ class _Job:
         for key in ("value",) + _ARRAYS_OF[self.command]:
             if arrays[key] is None:   # no good rows at all
                 arrays[key] = np.empty((0,) + shapes[key])
-        at = np.empty((good, len(variables)))
-        for j, name in enumerate(variables):
-            at[:, j] = values.get(name, np.nan)
         if mask is not None:  # bad rows keep their place, as nan
-            at = _scatter(at, mask)
             arrays = {key: a if a is None else _scatter(a, mask) for key, a in arrays.items()}
         bad = self.points.bad_rows if self.points else {}
         return Report(self.command, inputs, self.outputs, variables, at, arrays["value"],
@@ -386,6 +398,9 @@ CotangentOpt = Annotated[Optional[list[str]], typer.Option(
 ExplainOpt = Annotated[bool, typer.Option(
     "--explain", help="With --at: the backward pass step by step, from the last entry to the "
     "first (adjoint, local partials, contributions), ending with the gradient.")]
+RtolOpt = Annotated[float, typer.Option(
+    "--rtol", help="Relative tolerance: an entry fails when |AD - FD| > atol + rtol*|FD|.")]
+AtolOpt = Annotated[float, typer.Option("--atol", help="Absolute tolerance.")]
 GraphFormatOpt = Annotated[GraphFormat, typer.Option("--format", help="Graphviz DOT or Mermaid.")]
 
 _COMMON = [("program", ProgramArg, None), ("file", FileOpt, None), ("at", AtOpt, None)]
@@ -410,6 +425,9 @@ COMMANDS = {
             _COMMON + [("cotangent", CotangentOpt, None)] + _BATCH + _SELECT + _WRITE),
     "tape": ("Show the recorded tape; with --at, its values and the backward sweep.",
              _COMMON + _SELECT + [("explain", ExplainOpt, False)] + _WRITE),
+    "check": ("The AD Jacobian beside central finite differences; exit 1 over tolerance.",
+              _COMMON + _BATCH + _SELECT + [("rtol", RtolOpt, DEFAULT_RTOL),
+                                            ("atol", AtolOpt, DEFAULT_ATOL)] + _WRITE),
     "graph": ("The computational graph, for Graphviz (dot) or Mermaid; with --at, values.",
               _COMMON + [("out", OutOpt, None), ("format", GraphFormatOpt, GraphFormat.dot),
                          ("output", OutputOpt, None), ("allow_unused", AllowUnusedOpt, False)]),
@@ -423,6 +441,9 @@ def _execute(command: str, options: dict) -> None:
         if command == "tape":
             status = _run_tape(job, _resolve_format(options["format"], options["output"]),
                                options["output"])
+        elif command == "check":
+            status = _run_check(job, _resolve_format(options["format"], options["output"]),
+                                options["output"])
         elif command == "graph":
             status = _run_graph(job, options["format"].value, options["output"])
         else:
@@ -490,6 +511,36 @@ def _run_tape(job: _Job, fmt: str, output: str | None) -> int:
         with _atomic_output(output) as f:
             write_tape(rows, text_format, f)
     return _report_problems(job.source, None, trace.warnings if trace else [])
+
+
+def _run_check(job: _Job, fmt: str, output: str | None) -> int:
+    from .check import check_jacobian
+    from .check_view import check_renderable, verdict, write_check
+
+    values, mask, count = job.bindings()
+    variables, at = job.at_table(values, mask)
+    bad = job.points.bad_rows if job.points else {}
+    result = check_jacobian(job.program, values, job.inputs, job.outputs,
+                            job.options["rtol"], job.options["atol"])
+    if output and Path(output).suffix.lower() in (".npy", ".npz"):
+        raise JacliError("check writes text: .txt, .csv or .jsonl", origin="-o")
+    if fmt == "table" and output is None:
+        from .render import _console
+        _console().print(check_renderable(result, at, variables, bad))
+    elif output is None:
+        write_check(result, "plain" if fmt == "table" else fmt, sys.stdout, variables, at, bad)
+    else:
+        with _atomic_output(output) as f:
+            write_check(result, "plain" if fmt == "table" else fmt, f, variables, at, bad)
+    status = _report_problems(job.source, None, result.warnings)
+    if not result.passed:
+        for point in result.failing_points()[:3]:
+            for failure in result.failures(point)[:3]:
+                print(f"jacli: point {point + 1}: d{failure.output}/d{failure.input}: "
+                      f"{failure.reason}", file=sys.stderr)
+        print(f"jacli: {verdict(result, bad)}", file=sys.stderr)
+        return 1
+    return 1 if bad else status
 
 
 def _run_graph(job: _Job, fmt: str, output: str | None) -> int:
