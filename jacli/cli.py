@@ -13,17 +13,17 @@ import tempfile
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Iterator, Optional
 
 import numpy as np
 import typer
 
 from . import __version__
-from .api import Program
+from .api import CHUNK, Program
 from .check import DEFAULT_ATOL, DEFAULT_RTOL
 from .errors import JacliError
 from .formats import TEXT_WRITERS, Report, save_npy, save_npz
-from .points import Points, parse_at, read_points
+from .points import Points, PointsReader, parse_at
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -187,49 +187,56 @@ class _Job:
                                  f"{(self.inputs if command == 'jvp' else self.outputs)[0]}=1",
                                  origin=f"--{seed_option}")
             self.seed = parse_at(options[seed_option], f"--{seed_option}")
-        points = options.get("points")
-        self.points = self._read_points(points, options.get("points_format")) if points else None
+        path, self.reader = options.get("points"), None
+        if path:
+            fmt = options.get("points_format")
+            required = [v for v in self.program.needed_variables(self.outputs)
+                        if v not in self.at]
+            self.reader = PointsReader(path, fmt.value if fmt else None, self.program.variables,
+                                       required, [v for v in self.inputs if v not in self.at])
 
-    def _read_points(self, path: str, fmt: PointsFormat | None) -> Points:
-        required = [v for v in self.program.needed_variables(self.outputs) if v not in self.at]
-        points = read_points(path, fmt.value if fmt else None, self.program.variables, required,
-                             [v for v in self.inputs if v not in self.at])
-        both = [n for n in points.columns if n in self.at and n in self.program.variables]
-        if both:
-            raise JacliError(f"'{both[0]}' is given both by --at and by --points",
-                             origin="--points")
-        return points
+    def chunks(self) -> Iterator[Points | None]:
+        """The points in chunks (None: the single point of --at)."""
+        if self.reader is None:
+            yield None
+            return
+        for points in self.reader.chunks():
+            both = [n for n in points.columns if n in self.at and n in self.program.variables]
+            if both:
+                raise JacliError(f"'{both[0]}' is given both by --at and by --points",
+                                 origin="--points")
+            yield points
 
-    def bindings(self) -> tuple[dict[str, np.ndarray], np.ndarray | None, int]:
+    def bindings(self, points: Points | None) -> tuple[dict[str, np.ndarray],
+                                                      np.ndarray | None, int]:
         """The good rows' values of every variable, the good-row mask (None when every
         row is good) and the row count."""
-        if self.points is None:
+        if points is None:
             return {n: np.array([v]) for n, v in self.at.items()}, None, 1
-        columns = {n: c for n, c in self.points.columns.items() if n in self.program.variables}
-        mask, good = None, self.points.count
-        if self.points.bad_rows:
-            mask = self.points.good_mask()
+        columns = {n: c for n, c in points.columns.items() if n in self.program.variables}
+        mask, good = None, points.count
+        if points.bad_rows:
+            mask = points.good_mask()
             columns = {n: c[mask] for n, c in columns.items()}
             good = int(mask.sum())
         columns.update({n: np.full(good, v) for n, v in self.at.items()})
-        return columns, mask, self.points.count
+        return columns, mask, points.count
 
     def _call_api(self, values: dict):
         """The library call behind each command."""
         program, options = self.program, self.options
-        progress = _progress if sys.stderr.isatty() else None
         if self.command == "eval":
-            return program.eval(values, self.outputs, progress=progress)
+            return program.eval(values, self.outputs)
         if self.command == "jac":
-            return program.jacobian(values, self.inputs, self.outputs, progress=progress,
+            return program.jacobian(values, self.inputs, self.outputs,
                                     mode=options["mode"].value)
         if self.command == "hess":
-            return program.hessian(values, self.inputs, self.outputs[0], progress=progress)
+            return program.hessian(values, self.inputs, self.outputs[0])
         if self.command == "jvp":
-            return program.jvp(values, self.seed, self.outputs, progress=progress)
+            return program.jvp(values, self.seed, self.outputs)
         if self.command == "vjp":
-            return program.vjp(values, self.seed, self.inputs, self.outputs, progress=progress)
-        return program.jacobian(values, self.inputs, self.outputs, progress=progress)  # grad
+            return program.vjp(values, self.seed, self.inputs, self.outputs)
+        return program.jacobian(values, self.inputs, self.outputs)  # grad
 
     def at_table(self, values: dict, mask: np.ndarray | None) -> tuple[list[str], np.ndarray]:
         """The variables shown with each point, and their values (B, k), bad rows nan."""
@@ -243,8 +250,13 @@ class _Job:
             at[:, j] = values.get(name, np.nan)
         return variables, at if mask is None else _scatter(at, mask)
 
-    def run(self) -> tuple[Report, list]:
-        values, mask, count = self.bindings()
+    def reports(self) -> Iterator[tuple[Report, list]]:
+        """The results, chunk by chunk, with each chunk's domain warnings."""
+        for points in self.chunks():
+            yield self.run(points)
+
+    def run(self, points: Points | None) -> tuple[Report, list]:
+        values, mask, count = self.bindings(points)
         good = count if mask is None else int(mask.sum())
         variables, at = self.at_table(values, mask)
         m, n = len(self.outputs), len(self.inputs)
@@ -262,10 +274,10 @@ class _Job:
                 arrays[key] = np.empty((0,) + shapes[key])
         if mask is not None:  # bad rows keep their place, as nan
             arrays = {key: a if a is None else _scatter(a, mask) for key, a in arrays.items()}
-        bad = self.points.bad_rows if self.points else {}
+        bad = points.bad_rows if points else {}
         return Report(self.command, inputs, self.outputs, variables, at, arrays["value"],
                       arrays["jacobian"], bad, arrays["hessian"], arrays["jvp"],
-                      arrays["vjp"]), warnings
+                      arrays["vjp"], points.first_row if points else 0), warnings
 
 
 #: The result arrays of each command besides `value`.
@@ -278,12 +290,6 @@ def _scatter(rows: np.ndarray, mask: np.ndarray) -> np.ndarray:
     full = np.full((len(mask),) + rows.shape[1:], np.nan)
     full[mask] = rows
     return full
-
-
-def _progress(done: int, total: int) -> None:
-    """Progress of a long batch, on a terminal's standard error only."""
-    end = "\n" if done == total else ""
-    print(f"\rjacli: {done:,} of {total:,} points", end=end, file=sys.stderr, flush=True)
 
 
 # --- writing -----------------------------------------------------------------------------
@@ -334,38 +340,70 @@ def _atomic_output(path: str, binary: bool = False):
             os.unlink(temp)
 
 
-def _write_report(report: Report, fmt: str, output: str | None) -> None:
+class _Problems:
+    """Bad rows and domain warnings, reported on standard error as a batch goes."""
+
+    def __init__(self, source: str):
+        self.source, self.rows, self.bad, self.warnings = source, 0, 0, {}
+
+    def add(self, report: Report | None, warnings) -> None:
+        for warning in warnings:
+            self.warnings.setdefault(warning, None)
+        if report is None:
+            return
+        self.rows += report.count
+        self.bad += len(report.bad_rows)
+        for row, message in sorted(report.bad_rows.items()):
+            print(f"jacli: row {report.first_row + row + 1}: {message}", file=sys.stderr)
+        if sys.stderr.isatty() and self.rows > CHUNK:
+            print(f"\rjacli: {self.rows:,} points", end="", file=sys.stderr, flush=True)
+
+    def finish(self) -> int:
+        """Print what is left to say; the exit status (1 if any row was bad)."""
+        if sys.stderr.isatty() and self.rows > CHUNK:
+            print(file=sys.stderr)
+        for warning in self.warnings:
+            print(f"jacli: warning: {warning.message(self.source)}", file=sys.stderr)
+        if not self.bad:
+            return 0
+        print(f"jacli: {self.bad} of {self.rows} rows failed; {self.rows - self.bad} evaluated",
+              file=sys.stderr)
+        return 1
+
+
+def _write_reports(job: _Job, fmt: str, output: str | None) -> int:
+    """Evaluate chunk by chunk and write each chunk as it is done (bounded memory);
+    .npy/.npz and tables need everything or the start only, and gather it."""
+    problems = _Problems(job.source)
     suffix = Path(output).suffix.lower() if output else ""
     if suffix in (".npy", ".npz"):
+        reports = []
+        for report, warnings in job.reports():
+            problems.add(report, warnings)
+            reports.append(report)
         with _atomic_output(output, binary=True) as f:
-            (save_npy if suffix == ".npy" else save_npz)(report, f)
-        return
-    if fmt == "table":
+            (save_npy if suffix == ".npy" else save_npz)(Report.concat(reports), f)
+        return problems.finish()
+    if fmt == "table" and output is None:
         from .render import render_report
-        if output is None:
-            render_report(report)
-            return
-        fmt = "plain"
-    writer = TEXT_WRITERS[fmt]
-    if output is None:
-        writer(report, sys.stdout)
-        sys.stdout.flush()
-    else:
-        with _atomic_output(output) as f:
-            writer(report, f)
+        shown = None
+        for report, warnings in job.reports():
+            problems.add(report, warnings)
+            shown = shown or report
+        render_report(shown, problems.rows)
+        return problems.finish()
+    writer = TEXT_WRITERS["plain" if fmt == "table" else fmt]
+    with (_atomic_output(output) if output else _stdout()) as out:
+        for number, (report, warnings) in enumerate(job.reports()):
+            writer(report, out, header=number == 0)
+            problems.add(report, warnings)
+    return problems.finish()
 
 
-def _report_problems(source: str, report: Report | None, warnings) -> int:
-    for warning in warnings:
-        print(f"jacli: warning: {warning.message(source)}", file=sys.stderr)
-    if report is None or not report.bad_rows:
-        return 0
-    for row, message in sorted(report.bad_rows.items()):
-        print(f"jacli: row {row + 1}: {message}", file=sys.stderr)
-    good = report.count - len(report.bad_rows)
-    print(f"jacli: {len(report.bad_rows)} of {report.count} rows failed; {good} evaluated",
-          file=sys.stderr)
-    return 1
+@contextmanager
+def _stdout():
+    yield sys.stdout
+    sys.stdout.flush()
 
 
 def _fail(error: JacliError) -> None:
@@ -447,10 +485,8 @@ def _execute(command: str, options: dict) -> None:
         elif command == "graph":
             status = _run_graph(job, options["format"].value, options["output"])
         else:
-            report, warnings = job.run()
-            _write_report(report, _resolve_format(options["format"], options["output"]),
-                          options["output"])
-            status = _report_problems(job.source, report, warnings)
+            status = _write_reports(job, _resolve_format(options["format"], options["output"]),
+                                    options["output"])
     except JacliError as error:
         _fail(error)
     except BrokenPipeError:
@@ -477,7 +513,7 @@ def _make_command(command: str) -> None:
 def _run_tape(job: _Job, fmt: str, output: str | None) -> int:
     from .tape_view import explain_steps, tape_rows, write_explain, write_tape
 
-    if job.points is not None:
+    if job.reader is not None:
         raise JacliError("tape shows one point: give it with --at", origin="--points")
     if output and Path(output).suffix.lower() in (".npy", ".npz"):
         raise JacliError("the tape is text: write it to .txt, .csv or .jsonl", origin="-o")
@@ -510,16 +546,20 @@ def _run_tape(job: _Job, fmt: str, output: str | None) -> int:
     else:
         with _atomic_output(output) as f:
             write_tape(rows, text_format, f)
-    return _report_problems(job.source, None, trace.warnings if trace else [])
+    problems = _Problems(job.source)
+    problems.add(None, trace.warnings if trace else [])
+    return problems.finish()
 
 
 def _run_check(job: _Job, fmt: str, output: str | None) -> int:
     from .check import check_jacobian
     from .check_view import check_renderable, verdict, write_check
 
-    values, mask, count = job.bindings()
+    chunks = list(job.chunks())
+    points = None if chunks == [None] else Points.concat(chunks)
+    values, mask, count = job.bindings(points)
     variables, at = job.at_table(values, mask)
-    bad = job.points.bad_rows if job.points else {}
+    bad = points.bad_rows if points else {}
     result = check_jacobian(job.program, values, job.inputs, job.outputs,
                             job.options["rtol"], job.options["atol"])
     if output and Path(output).suffix.lower() in (".npy", ".npz"):
@@ -532,7 +572,9 @@ def _run_check(job: _Job, fmt: str, output: str | None) -> int:
     else:
         with _atomic_output(output) as f:
             write_check(result, "plain" if fmt == "table" else fmt, f, variables, at, bad)
-    status = _report_problems(job.source, None, result.warnings)
+    problems = _Problems(job.source)
+    problems.add(None, result.warnings)
+    status = problems.finish()
     if not result.passed:
         for point in result.failing_points()[:3]:
             for failure in result.failures(point)[:3]:
@@ -554,7 +596,9 @@ def _run_graph(job: _Job, fmt: str, output: str | None) -> int:
     else:
         with _atomic_output(output) as f:
             f.write(text)
-    return _report_problems(job.source, None, trace.warnings if trace else [])
+    problems = _Problems(job.source)
+    problems.add(None, trace.warnings if trace else [])
+    return problems.finish()
 
 
 for _command in COMMANDS:

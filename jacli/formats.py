@@ -28,6 +28,21 @@ class Report:
     hessian: np.ndarray | None = None  # (B, n, n)
     jvp: np.ndarray | None = None      # (B, m)
     vjp: np.ndarray | None = None      # (B, n)
+    first_row: int = 0                 # rows are numbered from first_row + 1
+
+    @staticmethod
+    def concat(reports: list["Report"]) -> "Report":
+        """One report of all rows of consecutive chunks."""
+        first = reports[0]
+        arrays = {}
+        for key in ("at", "value", "jacobian", "hessian", "jvp", "vjp"):
+            parts = [getattr(r, key) for r in reports]
+            arrays[key] = None if parts[0] is None else np.concatenate(parts)
+        bad = {r.first_row - first.first_row + row: message
+               for r in reports for row, message in r.bad_rows.items()}
+        return Report(first.command, first.inputs, first.outputs, first.variables,
+                      arrays["at"], arrays["value"], arrays["jacobian"], bad,
+                      arrays["hessian"], arrays["jvp"], arrays["vjp"], first.first_row)
 
     @property
     def count(self) -> int:
@@ -80,12 +95,20 @@ def _json_value(x) -> str:
     return "[" + ", ".join(map(json_number, x)) + "]"
 
 
-def write_plain(report: Report, out: TextIO) -> None:
-    for row in _flat(report.fields()[-1][1]).tolist():
-        out.write(" ".join(map(repr, row)) + "\n")
+def _lines(table: np.ndarray, separator: str) -> str:
+    """Rows of numbers as text, each number its repr; built by str() of nested lists,
+    which formats every float in C, many times faster than a join per row."""
+    if table.size == 0:
+        return "\n" * len(table)
+    text = str(table.tolist())[2:-2]
+    return text.replace("], [", "\n").replace(", ", separator) + "\n"
 
 
-def write_json(report: Report, out: TextIO) -> None:
+def write_plain(report: Report, out: TextIO, header: bool = True) -> None:
+    out.write(_lines(_flat(report.fields()[-1][1]), " "))
+
+
+def write_json(report: Report, out: TextIO, header: bool = True) -> None:
     head = (f'{{"inputs": {json.dumps(report.inputs)}, '
             f'"outputs": {json.dumps(report.outputs)}, ')
     names = [json.dumps(name) for name in report.variables]
@@ -93,7 +116,8 @@ def write_json(report: Report, out: TextIO) -> None:
     at_rows = report.at.tolist()
     for row in range(report.count):
         if row in report.bad_rows:
-            out.write(json.dumps({"row": row + 1, "error": report.bad_rows[row]}) + "\n")
+            out.write(json.dumps({"row": report.first_row + row + 1,
+                                  "error": report.bad_rows[row]}) + "\n")
             continue
         at = ", ".join(f"{n}: {json_number(v)}" for n, v in zip(names, at_rows[row]))
         body = ", ".join(f"{key}: {_json_value(rows[row])}" for key, rows in fields)
@@ -104,13 +128,13 @@ def csv_header(report: Report) -> list[str]:
     return list(report.variables) + [h for key, _ in report.fields() for h in report.headers(key)]
 
 
-def write_csv(report: Report, out: TextIO) -> None:
-    out.write(",".join(csv_header(report)) + "\n")
+def write_csv(report: Report, out: TextIO, header: bool = True) -> None:
+    if header:
+        out.write(",".join(csv_header(report)) + "\n")
     table = np.concatenate([report.at] + [_flat(a) for _, a in report.fields()], axis=1)
     if report.bad_rows:
         table[list(report.bad_rows)] = np.nan
-    for row in table.tolist():
-        out.write(",".join(map(repr, row)) + "\n")
+    out.write(_lines(table, ","))
 
 
 def save_npy(report: Report, path) -> None:

@@ -1,19 +1,22 @@
 """Where the points come from: `--at` text and `--points` files (CSV, JSON Lines, .npy).
 
-A points file becomes columns of equal length B plus a record of its bad rows:
-a bad row keeps its place (its values are nan) so every good row still gets its
-result, in order, and the output can say which row failed.
+A points file is read in chunks of rows (`PointsReader.chunks`), so memory stays
+bounded however long it is. Each chunk becomes columns of equal length plus a
+record of its bad rows: a bad row keeps its place (its values are nan) so every
+good row still gets its result, in order, and the output can say which row failed.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -21,19 +24,35 @@ from .errors import JacliError
 
 FORMATS = ("csv", "jsonl", "npy")
 
+#: Rows per chunk of a points file.
+CHUNK_ROWS = 1 << 16
+
 
 @dataclass
 class Points:
-    """B points: one float array per column, and the rows that could not be read."""
+    """Rows `first_row ...` of a points file: one float array per column, and the
+    rows (0-based within the chunk) that could not be read."""
     columns: dict[str, np.ndarray]
     count: int
-    bad_rows: dict[int, str] = field(default_factory=dict)   # 0-based row -> message
+    bad_rows: dict[int, str] = field(default_factory=dict)
+    first_row: int = 0
 
     def good_mask(self) -> np.ndarray:
         mask = np.ones(self.count, dtype=bool)
         if self.bad_rows:
             mask[list(self.bad_rows)] = False
         return mask
+
+    @staticmethod
+    def concat(chunks: list["Points"]) -> "Points":
+        names = {name for chunk in chunks for name in chunk.columns}
+        columns = {name: np.concatenate([c.columns.get(name, np.full(c.count, np.nan))
+                                         for c in chunks]) for name in names}
+        bad, offset = {}, 0
+        for chunk in chunks:
+            bad.update({offset + row: message for row, message in chunk.bad_rows.items()})
+            offset += chunk.count
+        return Points(columns, offset, bad, chunks[0].first_row if chunks else 0)
 
 
 def parse_float(text: str) -> float:
@@ -79,34 +98,101 @@ def guess_format(path: str, explicit: str | None) -> str:
     return "csv"
 
 
-def read_points(path: str, fmt: str | None, wanted: list[str], required: list[str],
-                npy_columns: list[str]) -> Points:
-    """Read a points file (`-` is standard input) that must give every `required`
-    variable. Only the `wanted` columns are read; others (an id column, say) are
-    ignored. `npy_columns` names the columns of an .npy file."""
-    fmt = guess_format(path, fmt)
-    origin = "standard input" if path == "-" else path
-    try:
-        if fmt == "npy":
-            source = io.BytesIO(sys.stdin.buffer.read()) if path == "-" else path
-            return _read_npy(source, npy_columns, origin)
-        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    except OSError as error:
-        raise JacliError(f"cannot read points file {origin}: {error.strerror}",
-                         origin="--points") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise JacliError(f"{origin} is not UTF-8 text (byte {error.start})",
-                         origin="--points") from None
-    if fmt == "jsonl":
-        return _read_jsonl(text, wanted, required)
-    return _read_csv(text, origin, wanted, required)
+class PointsReader:
+    """A points file (`-` is standard input), opened and checked: the header must give
+    every `required` variable. Only the `wanted` columns are read; others (an id column,
+    say) are ignored. `npy_columns` names the columns of an .npy file."""
+
+    def __init__(self, path: str, fmt: str | None, wanted: list[str], required: list[str],
+                 npy_columns: list[str]):
+        self.format = guess_format(path, fmt)
+        self.origin = "standard input" if path == "-" else path
+        self.wanted, self.required = wanted, required
+        try:
+            if self.format == "npy":
+                source = io.BytesIO(sys.stdin.buffer.read()) if path == "-" else path
+                self.array = _load_npy(source, npy_columns, self.origin)
+                self.columns = npy_columns
+                return
+            binary = sys.stdin.buffer if path == "-" else open(path, "rb")
+        except OSError as error:
+            raise JacliError(f"cannot read points file {self.origin}: {error.strerror}",
+                             origin="--points") from None
+        self.lines = io.TextIOWrapper(binary, encoding="utf-8-sig", newline=None)
+        if self.format == "csv":
+            self._read_header()
+
+    def _next_line(self) -> str | None:
+        try:
+            line = self.lines.readline()
+        except UnicodeDecodeError as error:
+            raise JacliError(f"{self.origin} is not UTF-8 text (byte {error.start} of a block)",
+                             origin="--points") from None
+        return line.rstrip("\n") if line else None
+
+    def _read_header(self) -> None:
+        line = self._next_line()
+        if line is None or not line.strip():
+            raise JacliError(f"{self.origin} is empty: expected a header row naming the "
+                             "variables", origin="--points")
+        self.header = [name.strip() for name in next(csv.reader([line]))]
+        missing = [name for name in self.required if name not in self.header]
+        if missing:
+            raise JacliError(f"no value for {', '.join(repr(m) for m in missing)}: "
+                             f"{self.origin} has the columns {', '.join(self.header)}",
+                             origin="--points")
+        self.used = [j for j, name in enumerate(self.header) if name in self.wanted]
+        twice = {self.header[j] for j in self.used if self.header.count(self.header[j]) > 1}
+        if twice:
+            raise JacliError(f"{self.origin} has the column '{twice.pop()}' twice",
+                             origin="--points")
+
+    def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[Points]:
+        """The points, `rows` at a time, in order; at least one (maybe empty) chunk."""
+        if self.format == "npy":
+            for start in range(0, max(len(self.array), 1), rows):
+                block = np.asarray(self.array[start:start + rows], dtype=float)
+                yield Points({name: block[:, j] for j, name in enumerate(self.columns)},
+                             len(block), first_row=start)
+            return
+        first, pending_blank = 0, []
+        while True:
+            block = []
+            for line in iter(self._next_line, None):
+                if not line.strip():       # blank lines count as rows only if more follow
+                    pending_blank.append(line)
+                    continue
+                block += pending_blank
+                pending_blank = []
+                block.append(line)
+                if len(block) >= rows:
+                    break
+            if not block and first:
+                return
+            yield self._parse(block, first)
+            first += len(block)
+            if not block:
+                return
+
+    def _parse(self, lines: list[str], first_row: int) -> Points:
+        if self.format == "jsonl":
+            points = _parse_jsonl(lines, self.wanted, self.required)
+        else:
+            data = _read_csv_fast(lines, len(self.header), self.used)
+            bad: dict[int, str] = {}
+            if data is None:
+                data, bad = _read_csv_rows(lines, self.header, self.used)
+            points = Points({self.header[j]: data[:, k] for k, j in enumerate(self.used)},
+                            len(lines), bad)
+        points.first_row = first_row
+        return points
 
 
-def _read_npy(source, columns: list[str], origin: str) -> Points:
+def _load_npy(source, columns: list[str], origin: str) -> np.ndarray:
+    """The (B, n) array of an .npy file, memory-mapped when it is a file."""
     try:
-        array = np.load(source, allow_pickle=False)
+        array = np.load(source, allow_pickle=False,
+                        mmap_mode="r" if isinstance(source, str) else None)
     except (ValueError, OSError, EOFError):
         raise JacliError(f"{origin} is not a NumPy .npy file of numbers", origin="--points") \
             from None
@@ -118,32 +204,7 @@ def _read_npy(source, columns: list[str], origin: str) -> Points:
         raise JacliError(f"{origin} has shape {array.shape}; expected (B, {len(columns)}) "
                          f"with columns {', '.join(columns)} (the --wrt order)",
                          origin="--points")
-    array = array.astype(float, copy=False)
-    return Points({name: array[:, j] for j, name in enumerate(columns)}, len(array))
-
-
-def _read_csv(text: str, origin: str, wanted: list[str], required: list[str]) -> Points:
-    lines = text.splitlines()
-    if not lines or not lines[0].strip():
-        raise JacliError(f"{origin} is empty: expected a header row naming the variables",
-                         origin="--points")
-    header = [name.strip() for name in next(csv.reader([lines[0]]))]
-    missing = [name for name in required if name not in header]
-    if missing:
-        raise JacliError(f"no value for {', '.join(repr(m) for m in missing)}: {origin} has "
-                         f"the columns {', '.join(header)}", origin="--points")
-    used = [j for j, name in enumerate(header) if name in wanted]
-    twice = {header[j] for j in used if header.count(header[j]) > 1}
-    if twice:
-        raise JacliError(f"{origin} has the column '{twice.pop()}' twice", origin="--points")
-    body = lines[1:]
-    while body and not body[-1].strip():
-        body.pop()
-    data = _read_csv_fast(body, len(header), used)
-    bad: dict[int, str] = {}
-    if data is None:
-        data, bad = _read_csv_rows(body, header, used)
-    return Points({header[j]: data[:, k] for k, j in enumerate(used)}, len(body), bad)
+    return array
 
 
 def _read_csv_fast(body: list[str], width: int, used: list[int]) -> np.ndarray | None:
@@ -179,10 +240,7 @@ def _read_csv_rows(body: list[str], header: list[str], used: list[int]):
     return data, bad
 
 
-def _read_jsonl(text: str, wanted: list[str], required: list[str]) -> Points:
-    lines = text.splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
+def _parse_jsonl(lines: list[str], wanted: list[str], required: list[str]) -> Points:
     columns: dict[str, np.ndarray] = {}
     bad: dict[int, str] = {}
     for row, line in enumerate(lines):

@@ -114,15 +114,16 @@ def _one_point(report: Report, row: int) -> list:
     return [_jacobian_table(report, row)]
 
 
-def report_renderable(report: Report):
-    count = report.count
+def report_renderable(report: Report, total: int | None = None):
+    """The first points of `report` (the first chunk of `total` points) for people."""
+    count = report.count if total is None else total
     if report.command in ("eval", "jvp", "vjp") or (count > 1 and report.command == "grad"):
-        shown = list(range(min(count, SHOWN_POINTS)))
+        shown = list(range(min(report.count, SHOWN_POINTS)))
         parts = [_points_table(report, shown)]
         parts += [_bad_row(report, row) for row in shown if row in report.bad_rows]
         more = _more(count, SHOWN_POINTS)
     else:
-        parts = [part for row in range(min(count, SHOWN_MATRICES))
+        parts = [part for row in range(min(report.count, SHOWN_MATRICES))
                  for part in _one_point(report, row)]
         more = _more(count, SHOWN_MATRICES)
     if more is not None:
@@ -134,8 +135,8 @@ def _console() -> Console:
     return Console(highlight=False)
 
 
-def render_report(report: Report) -> None:
-    _console().print(report_renderable(report))
+def render_report(report: Report, total: int | None = None) -> None:
+    _console().print(report_renderable(report, total))
 
 
 def tape_renderable(program: Program, outputs: list[str], trace: Trace | None, rows) -> Group:
