@@ -493,6 +493,9 @@ def _execute(command: str, options: dict) -> None:
         # The reader went away (`| head -1`): stop quietly, as other Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         status = 141
+    except OSError as error:   # standard output closed, disk full, ...
+        print(f"jacli: cannot write standard output: {error.strerror}", file=sys.stderr)
+        status = 1
     raise typer.Exit(status)
 
 
@@ -606,6 +609,12 @@ for _command in COMMANDS:
 
 
 def main() -> None:
+    if sys.stdout is None:   # started with standard output closed (`jacli ... >&-`)
+        sys.stdout = open(os.devnull, "w")
+        if not any(a in ("-o", "--output") or a.startswith("--output=") for a in sys.argv):
+            print("jacli: standard output is closed: nothing to write the results to "
+                  "(use -o PATH)", file=sys.stderr)
+            sys.exit(1)
     try:
         app()
     except KeyboardInterrupt:

@@ -48,6 +48,8 @@ class JacliError(Exception):
         if line_end == -1:
             line_end = len(self.source)
         line_text = self.source[line_start:line_end].rstrip("\r")
+        # Control characters (a NUL, say) would vanish on a terminal: show them as '?'.
+        line_text = "".join(c if c.isprintable() or c == "\t" else "?" for c in line_text)
         width = max(1, min(end, line_end) - start)
         # Tabs keep their width so the caret stays under the right character.
         pad = "".join("\t" if ch == "\t" else " " for ch in line_text[:col - 1])
