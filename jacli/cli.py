@@ -591,6 +591,8 @@ def _run_check(job: _Job, fmt: str, output: str | None) -> int:
 def _run_graph(job: _Job, fmt: str, output: str | None) -> int:
     from .graph import to_dot, to_mermaid
 
+    if output and Path(output).suffix.lower() in (".npy", ".npz"):
+        raise JacliError("the graph is text: write it to .dot, .mmd or .txt", origin="-o")
     trace = job.program.trace(job.at, None, job.outputs) if job.at else None
     text = (to_dot if fmt == "dot" else to_mermaid)(job.program, job.outputs,
                                                     trace.values if trace else None)

@@ -1,0 +1,116 @@
+"""Fuzzing: programs generated from jacli's own grammar, arbitrary text and bytes.
+
+Whatever the input, jacli answers with a result or its own error (with a span when
+it points into the program), and the command line exits 0 or 2, never with a
+traceback. The default run is bounded for CI; for a long run set
+JACLI_FUZZ_EXAMPLES (e.g. JACLI_FUZZ_EXAMPLES=100000 pytest tests/test_fuzz.py).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from importlib import resources
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.lark import from_lark
+from lark import Lark
+from typer.testing import CliRunner
+
+import jacli
+from jacli.cli import app
+
+EXAMPLES = int(os.environ.get("JACLI_FUZZ_EXAMPLES", "150"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                       HealthCheck.data_too_large])
+
+GRAMMAR = Lark(resources.files("jacli.grammar").joinpath("jacli.lark").read_text(),
+               start="program", parser="lalr")
+# Separators the generator would otherwise glue tokens together without.
+PROGRAMS = from_lark(GRAMMAR, explicit={"_SEP": st.sampled_from(["\n", ";", " ;\n"]),
+                                        "NAME": st.sampled_from(["x", "y", "z", "a1", "t_2"]),
+                                        "LET": st.just("let ")})
+TOKENS = st.sampled_from(["x", "y", "2", ".5", "1e3", "+", "-", "*", "/", "^", "**", "(", ")",
+                          ",", ";", "\n", "=", "let ", "sin", "max", "atan2", "pi", "e", " ",
+                          "#", "\t", "\r\n", "θ", "\x00", "0x1", "2x", "1_0"])
+
+
+def _check(source: str) -> None:
+    """Compiles and evaluates, or raises JacliError; nothing else escapes."""
+    try:
+        program = jacli.compile(source)
+    except jacli.JacliError as error:
+        assert error.message
+        if error.span is not None:
+            assert 0 <= error.span[0] <= len(source)
+        return
+    point = {name: 0.7 for name in program.variables}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # no raw NumPy RuntimeWarning may escape
+        result = program.jacobian(point)
+    assert result.value.shape == (len(program.outputs),)
+    assert result.jacobian.shape == (len(program.outputs), len(program.variables))
+
+
+@FUZZ
+@given(PROGRAMS)
+def test_programs_from_the_grammar_compile_and_run_or_fail_cleanly(source):
+    _check(source)
+
+
+@FUZZ
+@given(st.lists(TOKENS, max_size=25).map("".join))
+def test_token_soup_never_escapes(source):
+    _check(source)
+
+
+@FUZZ
+@given(st.text(max_size=60))
+def test_arbitrary_text_never_escapes(source):
+    _check(source)
+
+
+@settings(max_examples=max(20, EXAMPLES // 5), deadline=None)
+@given(st.binary(max_size=60))
+def test_arbitrary_bytes_through_the_cli_exit_0_or_2(data):
+    result = CliRunner().invoke(app, ["eval", "-f", "-", "--at", "x=1", "--allow-unused"],
+                                input=data, catch_exceptions=False)
+    assert result.exit_code in (0, 2), result.output
+    assert "Traceback" not in result.output
+
+
+@settings(max_examples=max(20, EXAMPLES // 5), deadline=None)
+@given(st.lists(st.text(alphabet="xy01.,-e\"\n \ufeffna", max_size=12), max_size=6))
+def test_arbitrary_points_files_never_escape(lines):
+    data = "x,y\n" + "\n".join(lines)
+    result = CliRunner().invoke(app, ["eval", "x*y", "--points", "-", "--format", "json"],
+                                input=data.encode(), catch_exceptions=False)
+    assert result.exit_code in (0, 1, 2), result.output
+    if result.exit_code != 2:   # one JSON line per row, bad rows included
+        body = [line for line in result.stdout.splitlines() if line.startswith("{")]
+        rows = [line for line in data.split("\n")[1:]]
+        while rows and not rows[-1].strip():
+            rows.pop()
+        assert len(body) == len(rows)
+
+
+def test_the_generator_reaches_valid_programs():
+    """The grammar strategy is not vacuous: many of its programs compile."""
+    compiled = 0
+
+    @settings(max_examples=60, deadline=None, database=None)
+    @given(PROGRAMS)
+    def count(source):
+        nonlocal compiled
+        try:
+            jacli.compile(source)
+            compiled += 1
+        except jacli.JacliError:
+            pass
+
+    count()
+    assert compiled >= 10
