@@ -18,11 +18,12 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .engine import DomainWarning, Partials, WarningLog, evaluate, gradient_tape, materialize
+from .engine import DomainWarning, Partials, WarningLog, evaluate, materialize
 from .engine import jvp as engine_jvp
 from .engine import vjp as engine_vjp
 from .errors import JacliError
 from .parse import parse
+from .symbolic import gradient_tape
 from .tape import Tape
 
 #: Points are evaluated in chunks of this many, so memory stays bounded.

@@ -92,6 +92,10 @@ EXAMPLES = {
               "jacli check 'relu(x)' --at x=0     # exits 1: a kink",
               "jacli check -f samples/rosenbrock.jac --wrt x,y --at a=1,b=100 "
               "--points samples/points.csv --format json"],
+    "diff": ["jacli diff 'x^2*sin(x)'",
+             "jacli diff -f samples/polar.jac --format latex",
+             "jacli diff -f samples/rosenbrock.jac --wrt x,y | jacli eval -f - --at x=1,y=2,a=1,b=100",
+             "jacli diff 'x^2*y + sin(z)' --order 2"],
     "graph": ["jacli graph 'x^2*y + sin(z)' | dot -Tsvg > graph.svg",
               "jacli graph -f samples/softmax.jac --format mermaid",
               "jacli graph 'x*y + sin(x)' --at x=1,y=2"],
@@ -174,9 +178,9 @@ class _Job:
         if wrt is not None and not wrt_names:
             raise JacliError("no variable named: give --wrt x,y,...", origin="--wrt")
         self.inputs = self.program.select_inputs(wrt_names, self.outputs)
-        self.at = parse_at(options["at"] or [])
+        self.at = parse_at(options.get("at") or [])
         unused = self.program.unused(self.at)
-        if unused and not options["allow_unused"]:
+        if unused and not options.get("allow_unused"):
             raise JacliError(f"'{unused[0]}' is not used by the program "
                              f"(its variables: {', '.join(self.program.variables) or 'none'})",
                              origin="--at", hint="leave it out, or pass --allow-unused")
@@ -419,6 +423,12 @@ class Mode(str, Enum):
     reverse = "reverse"
 
 
+class DiffFormat(str, Enum):
+    jacli = "jacli"
+    latex = "latex"
+    json = "json"
+
+
 class GraphFormat(str, Enum):
     dot = "dot"
     mermaid = "mermaid"
@@ -439,6 +449,11 @@ ExplainOpt = Annotated[bool, typer.Option(
 RtolOpt = Annotated[float, typer.Option(
     "--rtol", help="Relative tolerance: an entry fails when |AD - FD| > atol + rtol*|FD|.")]
 AtolOpt = Annotated[float, typer.Option("--atol", help="Absolute tolerance.")]
+OrderOpt = Annotated[int, typer.Option(
+    "--order", min=1, max=2, help="1: first derivatives; 2: second derivatives (Hessian "
+    "entries d2<out>/d<x>d<y> for x before or equal to y in --wrt order).")]
+DiffFormatOpt = Annotated[DiffFormat, typer.Option(
+    "--format", help="jacli: a program every jacli command reads; latex; json.")]
 GraphFormatOpt = Annotated[GraphFormat, typer.Option("--format", help="Graphviz DOT or Mermaid.")]
 
 _COMMON = [("program", ProgramArg, None), ("file", FileOpt, None), ("at", AtOpt, None)]
@@ -466,6 +481,10 @@ COMMANDS = {
     "check": ("The AD Jacobian beside central finite differences; exit 1 over tolerance.",
               _COMMON + _BATCH + _SELECT + [("rtol", RtolOpt, DEFAULT_RTOL),
                                             ("atol", AtolOpt, DEFAULT_ATOL)] + _WRITE),
+    "diff": ("The derivatives as a jacli program (simplified, shared subexpressions as let).",
+             [("program", ProgramArg, None), ("file", FileOpt, None)] + _SELECT
+             + [("order", OrderOpt, 1), ("format", DiffFormatOpt, DiffFormat.jacli),
+                ("output", OutputOpt, None)]),
     "graph": ("The computational graph, for Graphviz (dot) or Mermaid; with --at, values.",
               _COMMON + [("out", OutOpt, None), ("format", GraphFormatOpt, GraphFormat.dot),
                          ("output", OutputOpt, None), ("allow_unused", AllowUnusedOpt, False)]),
@@ -482,6 +501,9 @@ def _execute(command: str, options: dict) -> None:
         elif command == "check":
             status = _run_check(job, _resolve_format(options["format"], options["output"]),
                                 options["output"])
+        elif command == "diff":
+            status = _run_diff(job, options["order"], options["format"].value,
+                               options["output"])
         elif command == "graph":
             status = _run_graph(job, options["format"].value, options["output"])
         else:
@@ -586,6 +608,22 @@ def _run_check(job: _Job, fmt: str, output: str | None) -> int:
         print(f"jacli: {verdict(result, bad)}", file=sys.stderr)
         return 1
     return 1 if bad else status
+
+
+def _run_diff(job: _Job, order: int, fmt: str, output: str | None) -> int:
+    from .printer import derivatives, to_jacli, to_json, to_latex
+
+    if output and Path(output).suffix.lower() in (".npy", ".npz"):
+        raise JacliError("the derivative program is text: write it to .jac or .txt",
+                         origin="-o")
+    result = derivatives(job.program, job.outputs, job.inputs, order)
+    text = {"jacli": to_jacli, "latex": to_latex, "json": to_json}[fmt](result)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        with _atomic_output(output) as f:
+            f.write(text)
+    return 0
 
 
 def _run_graph(job: _Job, fmt: str, output: str | None) -> int:

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .prims import PRIMITIVES
-from .tape import CONST, VAR, NodeOps, Tape
+from .tape import CONST, VAR, Tape
 
 _NUMPY_KINDS = {  # NumPy's floating-point error -> what jacli says
     "divide by zero": "division by zero or a pole (result is inf or -inf)",
@@ -305,48 +305,3 @@ def vjp(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[i
         if node is not None and adjoints[node] is not None:
             result[:, j] = adjoints[node]
     return outputs, result
-
-
-def gradient_tape(tape: Tape, root: int, wrt: list[str]) -> tuple[Tape, list[int]]:
-    """A copy of `tape` extended with nodes computing d root / d wrt, symbolically.
-
-    The reverse sweep of `reverse_sweep`, with the partial rules run on tape.NodeOps
-    so they emit nodes instead of numbers. Differentiating these gradient nodes once
-    more (numerically) gives the Hessian: reverse over reverse, exact.
-    """
-    extended = tape.copy()
-    ops = NodeOps(extended)
-    nodes = extended.nodes
-    depends = extended.depends_on(wrt)
-
-    def constant(index: int, value: float) -> bool:
-        return nodes[index].op == CONST and nodes[index].value == value
-
-    def times(adjoint: int, partial: int) -> int:
-        if constant(partial, 1.0):
-            return adjoint
-        if constant(partial, -1.0):
-            return ops.neg(adjoint)
-        if constant(adjoint, 1.0):
-            return partial
-        return ops.mul(adjoint, partial)
-
-    adjoints: dict[int, int] = {root: extended.const(1.0)} if depends[root] else {}
-    for index in range(root, -1, -1):
-        adjoint = adjoints.get(index)
-        node = nodes[index]
-        if adjoint is None or not node.args:
-            continue
-        ops.span = node.span
-        for position, arg in enumerate(node.args):
-            if not depends[arg]:
-                continue
-            partial = PRIMITIVES[node.op].partial(ops, index, list(node.args), position)
-            if constant(partial, 0.0):
-                continue
-            contribution = times(adjoint, partial)
-            previous = adjoints.get(arg)
-            adjoints[arg] = contribution if previous is None else ops.add(previous, contribution)
-    zero = extended.const(0.0)
-    gradient = [adjoints.get(extended.variable_nodes.get(name), zero) for name in wrt]
-    return extended, gradient

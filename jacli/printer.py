@@ -1,0 +1,233 @@
+"""Tape nodes printed back as a program: jacli text, LaTeX or JSON (`jacli diff`).
+
+Nodes are written in tape order, so no recursion: each node's text is built from
+its arguments' texts, with the fewest parentheses the grammar needs. A node becomes
+a `let` when it is used more than once (common subexpressions), when the user named
+it with `let` or as an output in the source, or when its text nests too deep to read;
+so the printed program grows linearly with the tape, never exponentially.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+from .api import Program
+from .symbolic import SimplifyingOps, gradient_nodes
+from .tape import CONST, VAR, Tape
+
+SUM, PRODUCT, UNARY, POWER, ATOM = range(1, 6)
+#: Nesting depth past which a subexpression gets a name of its own.
+MAX_DEPTH = 12
+
+_BINARY = {"add": ("+", SUM), "sub": ("-", SUM), "mul": ("*", PRODUCT), "div": ("/", PRODUCT)}
+
+
+@dataclass
+class Derivatives:
+    """Derivative nodes on an extended tape, and what each one is."""
+    tape: Tape
+    entries: list[tuple[str, str, tuple[str, ...], int]]   # (name, output, wrt..., node)
+    inputs: list[str]
+    names: dict[int, str]                                   # source names to keep
+
+
+def derivatives(program: Program, outputs: list[str], wrt: list[str],
+                order: int = 1) -> Derivatives:
+    """d out / d x (order 1) or d2 out / dx dy for x <= y in `wrt` order (order 2)."""
+    tape = program.tape.copy()
+    ops = SimplifyingOps(tape)
+    taken = set(program.variables) | set(tape.names)
+    entries = []
+    for out in outputs:
+        root = tape.output_nodes[tape.outputs.index(out)]
+        gradient = gradient_nodes(tape, root, wrt, ops)
+        for i, first in enumerate(wrt):
+            if order == 1:
+                entries.append((_fresh(f"d_{out}_d_{first}", taken), out, (first,), gradient[i]))
+                continue
+            second = gradient_nodes(tape, gradient[i], wrt[i:], ops)
+            for j, other in enumerate(wrt[i:]):
+                name = _fresh(f"d2_{out}_d_{first}_d_{other}", taken)
+                entries.append((name, out, (first, other), second[j]))
+    names = {index: name for name, index in program.tape.names.items()}
+    return Derivatives(tape, entries, list(wrt), names)
+
+
+def _fresh(name: str, taken: set[str]) -> str:
+    while name in taken:
+        name += "_"
+    taken.add(name)
+    return name
+
+
+def _number(value: float, latex: bool = False) -> tuple[str, int]:
+    if value == math.pi:
+        return ("\\pi" if latex else "pi"), ATOM
+    if value == math.e:
+        return "e", ATOM
+    if math.isinf(value):
+        text = "\\infty" if latex else "1e999"      # 1e999 reads back as inf
+    elif value.is_integer() and abs(value) < 1e16:
+        text = str(int(abs(value)))
+    else:
+        text = repr(abs(value))
+        if latex and "e" in text:
+            mantissa, exponent = text.split("e")
+            text = f"{mantissa} \\times 10^{{{int(exponent)}}}"
+    return ("-" + text, UNARY) if value < 0 or math.copysign(1, value) < 0 else (text, ATOM)
+
+
+def _wrap(text: str, level: int, needed: int, latex: bool = False) -> str:
+    if level >= needed:
+        return text
+    return f"\\left({text}\\right)" if latex else f"({text})"
+
+
+def _jacli_text(op: str, args: list[tuple[str, int]]) -> tuple[str, int]:
+    if op in _BINARY:
+        symbol, level = _BINARY[op]
+        (left, left_level), (right, right_level) = args
+        space = " " if level == SUM else ""
+        return (f"{_wrap(left, left_level, level)}{space}{symbol}{space}"
+                f"{_wrap(right, right_level, level + 1)}", level)
+    if op == "neg":
+        return "-" + _wrap(args[0][0], args[0][1], UNARY), UNARY
+    if op == "pow":   # the base is an atom, the exponent may carry a sign
+        return f"{_wrap(args[0][0], args[0][1], ATOM)}^{_wrap(args[1][0], args[1][1], UNARY)}", POWER
+    if op == "equal":  # internal (derivatives of min/max): 1 where a = b, else 0
+        (a, a_level), (b, b_level) = args
+        return f"1 - abs(sign({_wrap(a, a_level, SUM)} - {_wrap(b, b_level, PRODUCT)}))", SUM
+    return f"{op}({', '.join(text for text, _ in args)})", ATOM
+
+
+_LATEX_FUNCTIONS = {"asin": "\\arcsin", "acos": "\\arccos", "atan": "\\arctan", "log": "\\ln"}
+
+
+def _latex_text(op: str, args: list[tuple[str, int]]) -> tuple[str, int]:
+    if op == "div":
+        return f"\\frac{{{args[0][0]}}}{{{args[1][0]}}}", ATOM
+    if op == "mul":
+        (left, left_level), (right, right_level) = args
+        return (f"{_wrap(left, left_level, PRODUCT, True)} \\cdot "
+                f"{_wrap(right, right_level, UNARY, True)}", PRODUCT)
+    if op in ("add", "sub"):
+        (left, left_level), (right, right_level) = args
+        sign = "+" if op == "add" else "-"
+        return f"{left} {sign} {_wrap(right, right_level, PRODUCT, True)}", SUM
+    if op == "neg":
+        return "-" + _wrap(args[0][0], args[0][1], UNARY, True), UNARY
+    if op == "pow":
+        return f"{{{_wrap(args[0][0], args[0][1], ATOM, True)}}}^{{{args[1][0]}}}", POWER
+    if op == "sqrt":
+        return f"\\sqrt{{{args[0][0]}}}", ATOM
+    if op == "cbrt":
+        return f"\\sqrt[3]{{{args[0][0]}}}", ATOM
+    if op == "abs":
+        return f"\\left|{args[0][0]}\\right|", ATOM
+    if op == "equal":
+        return f"[{args[0][0]} = {args[1][0]}]", ATOM
+    if op in ("sin", "cos", "tan", "sinh", "cosh", "tanh", "exp", "log", "asin", "acos", "atan"):
+        name = _LATEX_FUNCTIONS.get(op, "\\" + op)
+        return f"{name}\\left({args[0][0]}\\right)", ATOM
+    joined = ", ".join(text for text, _ in args)
+    return f"\\operatorname{{{op}}}\\left({joined}\\right)", ATOM
+
+
+@dataclass
+class Statement:
+    kind: str          # "let" or "output"
+    name: str
+    text: str
+    entry: tuple | None = None
+
+
+def statements(d: Derivatives, latex: bool = False) -> list[Statement]:
+    """Lets and outputs, in an order where every name is defined before it is used."""
+    nodes = d.tape.nodes
+    roots = [node for *_, node in d.entries]
+    needed = d.tape.dependencies(roots)
+    uses = [0] * len(nodes)
+    for index, node in enumerate(nodes):
+        if needed[index]:
+            for arg in node.args:
+                uses[arg] += 1
+    for root in roots:
+        uses[root] += 1
+    taken = {name for name, *_ in d.entries} | set(d.names.values()) | {
+        n.name for n in nodes if n.op == VAR}
+    counter = 0
+    text: dict[int, tuple[str, int]] = {}
+    depth: dict[int, int] = {}
+    out: list[Statement] = []
+    render = _latex_text if latex else _jacli_text
+    for index, node in enumerate(nodes):
+        if not needed[index]:
+            continue
+        if node.op == VAR:
+            text[index], depth[index] = (_latex_name(node.name) if latex else node.name,
+                                         ATOM), 0
+            continue
+        if node.op == CONST:
+            text[index], depth[index] = _number(node.value, latex), 0
+            continue
+        text[index] = render(node.op, [text[a] for a in node.args])
+        depth[index] = 1 + max(depth[a] for a in node.args)
+        trivial = node.op == "neg" and nodes[node.args[0]].op in (VAR, CONST)
+        if index in d.names or (uses[index] > 1 and not trivial) or depth[index] > MAX_DEPTH:
+            name = d.names.get(index)
+            if name is None:
+                counter += 1
+                while f"t{counter}" in taken:
+                    counter += 1
+                name = f"t{counter}"
+            out.append(Statement("let", name, text[index][0]))
+            text[index], depth[index] = (_latex_name(name) if latex else name, ATOM), 0
+    for entry in d.entries:
+        out.append(Statement("output", entry[0], text[entry[3]][0], entry))
+    return out
+
+
+def _latex_name(name: str) -> str:
+    head, _, tail = name.partition("_")
+    return f"{head}_{{{tail}}}" if tail else name
+
+
+def to_jacli(d: Derivatives) -> str:
+    lines = []
+    for statement in statements(d):
+        prefix = "let " if statement.kind == "let" else ""
+        lines.append(f"{prefix}{statement.name} = {statement.text}")
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(d: Derivatives) -> str:
+    lines = []
+    for statement in statements(d, latex=True):
+        if statement.kind == "let":
+            lines.append(f"{_latex_name(statement.name)} &= {statement.text}")
+            continue
+        _, out, wrt, _ = statement.entry
+        out_name = _latex_name(out)
+        if len(wrt) == 1:
+            head = f"\\frac{{\\partial {out_name}}}{{\\partial {_latex_name(wrt[0])}}}"
+        elif wrt[0] == wrt[1]:
+            head = f"\\frac{{\\partial^2 {out_name}}}{{\\partial {_latex_name(wrt[0])}^2}}"
+        else:
+            head = (f"\\frac{{\\partial^2 {out_name}}}{{\\partial {_latex_name(wrt[0])} "
+                    f"\\partial {_latex_name(wrt[1])}}}")
+        lines.append(f"{head} &= {statement.text}")
+    return "\\begin{align*}\n" + " \\\\\n".join(lines) + "\n\\end{align*}\n"
+
+
+def to_json(d: Derivatives) -> str:
+    lets, derivatives_ = [], []
+    for statement in statements(d):
+        if statement.kind == "let":
+            lets.append({"name": statement.name, "expr": statement.text})
+        else:
+            name, out, wrt, _ = statement.entry
+            derivatives_.append({"name": name, "output": out, "wrt": list(wrt),
+                                 "expr": statement.text})
+    return json.dumps({"inputs": d.inputs, "lets": lets, "derivatives": derivatives_}) + "\n"
