@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import signal
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -15,13 +16,17 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
 
-import numpy as np
-import typer
+# Until main() runs, Ctrl-C (while NumPy and the rest load) ends quietly with 130.
+signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+
+import numpy as np  # noqa: E402
+import typer  # noqa: E402
 
 from . import __version__
 from .api import CHUNK, Program
 from .check import DEFAULT_ATOL, DEFAULT_RTOL
 from .errors import JacliError
+from .prims import CONSTANTS, FUNCTIONS
 from .formats import TEXT_WRITERS, Report, save_npy, save_npz
 from .points import Points, PointsReader, parse_at
 
@@ -180,6 +185,11 @@ class _Job:
         self.inputs = self.program.select_inputs(wrt_names, self.outputs)
         self.at = parse_at(options.get("at") or [])
         unused = self.program.unused(self.at)
+        for name in unused:
+            if name in CONSTANTS or name in FUNCTIONS:
+                kind = "constant" if name in CONSTANTS else "function"
+                raise JacliError(f"'{name}' is a {kind}, not a variable: it cannot be given a "
+                                 "value", origin="--at")
         if unused and not options.get("allow_unused"):
             raise JacliError(f"'{unused[0]}' is not used by the program "
                              f"(its variables: {', '.join(self.program.variables) or 'none'})",
@@ -242,13 +252,13 @@ class _Job:
             return program.vjp(values, self.seed, self.inputs, self.outputs)
         return program.jacobian(values, self.inputs, self.outputs)  # grad
 
-    def at_table(self, values: dict, mask: np.ndarray | None) -> tuple[list[str], np.ndarray]:
-        """The variables shown with each point, and their values (B, k), bad rows nan."""
+    def at_table(self, values: dict, mask: np.ndarray | None,
+                 count: int) -> tuple[list[str], np.ndarray]:
+        """The variables shown with each of `count` rows, and their values (B, k), bad
+        rows nan."""
         needed = self.program.needed_variables(self.outputs)
         variables = [v for v in self.program.variables if v in values or v in needed]
-        good = len(next(iter(values.values()))) if values else (1 if mask is None else 0)
-        if mask is not None:
-            good = int(mask.sum())
+        good = count if mask is None else int(mask.sum())
         at = np.empty((good, len(variables)))
         for j, name in enumerate(variables):
             at[:, j] = values.get(name, np.nan)
@@ -262,7 +272,7 @@ class _Job:
     def run(self, points: Points | None) -> tuple[Report, list]:
         values, mask, count = self.bindings(points)
         good = count if mask is None else int(mask.sum())
-        variables, at = self.at_table(values, mask)
+        variables, at = self.at_table(values, mask, count)
         m, n = len(self.outputs), len(self.inputs)
         shapes = {"value": (m,), "jacobian": (m, n), "hessian": (n, n), "jvp": (m,), "vjp": (n,)}
         arrays: dict[str, np.ndarray | None] = dict.fromkeys(shapes)
@@ -583,7 +593,7 @@ def _run_check(job: _Job, fmt: str, output: str | None) -> int:
     chunks = list(job.chunks())
     points = None if chunks == [None] else Points.concat(chunks)
     values, mask, count = job.bindings(points)
-    variables, at = job.at_table(values, mask)
+    variables, at = job.at_table(values, mask, count)
     bad = points.bad_rows if points else {}
     result = check_jacobian(job.program, values, job.inputs, job.outputs,
                             job.options["rtol"], job.options["atol"])
@@ -649,6 +659,7 @@ for _command in COMMANDS:
 
 
 def main() -> None:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if sys.stdout is None:   # started with standard output closed (`jacli ... >&-`)
         sys.stdout = open(os.devnull, "w")
         if not any(a in ("-o", "--output") or a.startswith("--output=") for a in sys.argv):

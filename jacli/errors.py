@@ -51,8 +51,17 @@ class JacliError(Exception):
         # Control characters (a NUL, say) would vanish on a terminal: show them as '?'.
         line_text = "".join(c if c.isprintable() or c == "\t" else "?" for c in line_text)
         width = max(1, min(end, line_end) - start)
+        # A very long line is shown as a window around the column.
+        shown_col, window = col, 60
+        if len(line_text) > 2 * window:
+            left = max(0, col - 1 - window)
+            right = min(len(line_text), col - 1 + window)
+            line_text = ("..." if left else "") + line_text[left:right] + (
+                "..." if right < len(line_text) else "")
+            shown_col = col - left + (3 if left else 0)
+            width = min(width, window)
         # Tabs keep their width so the caret stays under the right character.
-        pad = "".join("\t" if ch == "\t" else " " for ch in line_text[:col - 1])
+        pad = "".join("\t" if ch == "\t" else " " for ch in line_text[:shown_col - 1])
         parts = [f"error: {self.origin}:{line_no}:{col}: {self.message}",
                  f"  {line_text}",
                  f"  {pad}{'^' * width}"]

@@ -209,8 +209,11 @@ def _syntax_error(lark: Lark, source: str, error: UnexpectedInput) -> JacliError
         return JacliError(f"unexpected end of program: expected {expected}", (end, end + 1),
                           source)
     if token.type == "_SEP":
+        position = token.start_pos
+        if position and source[position - 1] == "\r":   # CRLF: the line ends at the \r
+            position -= 1
         return JacliError(f"unexpected end of statement: expected {expected}",
-                          (token.start_pos, token.start_pos + 1), source)
+                          (position, position + 1), source)
     span = (token.start_pos, token.end_pos)
     suggestion = _implicit_multiplication(lark, source, token)
     if token.type == "NAME" and token.startswith("_") and token.start_pos > 0 \

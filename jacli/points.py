@@ -118,20 +118,29 @@ class PointsReader:
         except OSError as error:
             raise JacliError(f"cannot read points file {self.origin}: {error.strerror}",
                              origin="--points") from None
-        self.lines = io.TextIOWrapper(binary, encoding="utf-8-sig", newline=None)
+        self.binary, self.at_start = binary, True
         if self.format == "csv":
             self._read_header()
 
     def _next_line(self) -> str | None:
+        """The next line, decoded; a line that is not UTF-8 becomes an `_Undecodable`
+        (its row is bad, the others go on). None at the end."""
+        raw = self.binary.readline()
+        if not raw:
+            return None
+        if self.at_start:
+            raw, self.at_start = raw.removeprefix(b"\xef\xbb\xbf"), False
+        raw = raw.rstrip(b"\n").rstrip(b"\r")
         try:
-            line = self.lines.readline()
+            return raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise JacliError(f"{self.origin} is not UTF-8 text (byte {error.start} of a block)",
-                             origin="--points") from None
-        return line.rstrip("\n") if line else None
+            return _Undecodable(f"is not UTF-8 text (byte {error.start + 1} of the row is "
+                                f"{raw[error.start]:#04x})")
 
     def _read_header(self) -> None:
         line = self._next_line()
+        if isinstance(line, _Undecodable):
+            raise JacliError(f"the header of {self.origin} {line}", origin="--points")
         if line is None or not line.strip():
             raise JacliError(f"{self.origin} is empty: expected a header row naming the "
                              "variables", origin="--points")
@@ -184,8 +193,15 @@ class PointsReader:
                 data, bad = _read_csv_rows(lines, self.header, self.used)
             points = Points({self.header[j]: data[:, k] for k, j in enumerate(self.used)},
                             len(lines), bad)
+        for row, line in enumerate(lines):
+            if isinstance(line, _Undecodable):
+                points.bad_rows[row] = str(line)
         points.first_row = first_row
         return points
+
+
+class _Undecodable(str):
+    """A points-file line that is not UTF-8; its text is what to say about it."""
 
 
 def _load_npy(source, columns: list[str], origin: str) -> np.ndarray:
