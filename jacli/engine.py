@@ -149,9 +149,8 @@ class Partials:
             node = self.tape.nodes[index]
             args = [self.values[a] for a in node.args]
             self.log.node, self.log.in_derivative = index, True
-            with self.log.errstate():
-                self.cache[key] = PRIMITIVES[node.op].partial(
-                    DEFERRING_OPS, self.values[index], args, position)
+            self.cache[key] = PRIMITIVES[node.op].partial(
+                DEFERRING_OPS, self.values[index], args, position)
         return self.cache[key]
 
 
@@ -170,20 +169,19 @@ def reverse_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
     for node, seed in seeds.items():
         adjoints[node] = _accumulate(adjoints[node], seed)
     nodes, log = tape.nodes, partials.log
-    for index in range(max(seeds, default=-1), -1, -1):
-        adjoint = adjoints[index]
-        if adjoint is None or not nodes[index].args:
-            continue
-        for position, arg in enumerate(nodes[index].args):
-            if not depends[arg]:
+    with log.errstate():   # once: entering np.errstate costs more than a small ufunc
+        for index in range(max(seeds, default=-1), -1, -1):
+            adjoint = adjoints[index]
+            if adjoint is None or not nodes[index].args:
                 continue
-            partial = partials.get(index, position)
-            if _is_symbolic(partial, 0.0):
-                continue
-            log.node, log.in_derivative = index, True
-            with log.errstate():
+            for position, arg in enumerate(nodes[index].args):
+                if not depends[arg]:
+                    continue
+                partial = partials.get(index, position)
+                if _is_symbolic(partial, 0.0):
+                    continue
+                log.node, log.in_derivative = index, True
                 adjoints[arg] = _accumulate(adjoints[arg], _times(adjoint, partial))
-    with log.errstate():
         return [materialize(a) for a in adjoints]
 
 
@@ -197,21 +195,20 @@ def forward_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
     for node, seed in seeds.items():
         tangents[node] = seed
     nodes, log = tape.nodes, partials.log
-    for index, node in enumerate(nodes):
-        if not node.args or not depends[index] or not needed[index]:
-            continue
-        tangent = None
-        for position, arg in enumerate(node.args):
-            if tangents[arg] is None:
-                continue
-            partial = partials.get(index, position)
-            if _is_symbolic(partial, 0.0):
-                continue
-            log.node, log.in_derivative = index, True
-            with log.errstate():
-                tangent = _accumulate(tangent, _times(tangents[arg], partial))
-        tangents[index] = tangent
     with log.errstate():
+        for index, node in enumerate(nodes):
+            if not node.args or not depends[index] or not needed[index]:
+                continue
+            tangent = None
+            for position, arg in enumerate(node.args):
+                if tangents[arg] is None:
+                    continue
+                partial = partials.get(index, position)
+                if _is_symbolic(partial, 0.0):
+                    continue
+                log.node, log.in_derivative = index, True
+                tangent = _accumulate(tangent, _times(tangents[arg], partial))
+            tangents[index] = tangent
         return [materialize(t) for t in tangents]
 
 

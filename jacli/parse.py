@@ -9,11 +9,13 @@ between callbacks is an `_Expr`: a node index and the source span it came from.
 from __future__ import annotations
 
 import difflib
+import re
 import threading
 from importlib import resources
 from typing import NamedTuple
 
 from lark import Lark, Token, Transformer
+from lark.lexer import Lexer
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from .errors import JacliError
@@ -37,8 +39,8 @@ class _Expr(NamedTuple):
 
 
 def _span(first, last) -> tuple[int, int]:
-    start = first.start_pos if isinstance(first, Token) else first.start
-    end = last.end_pos if isinstance(last, Token) else last.end
+    start = first.start if isinstance(first, _Expr) else first.start_pos
+    end = last.end if isinstance(last, _Expr) else last.end_pos
     return start, end
 
 
@@ -146,12 +148,66 @@ def _close_matches(name: str) -> str:
     return "did you mean " + ", ".join(close) + "?"
 
 
+# The terminals of grammar/jacli.lark as one regular expression, scanned in C by
+# re.finditer: several times faster than Lark's lexer, which matches token by token in
+# Python. Lark still parses (LALR, from the grammar's rules). test_parse.py checks
+# that the two lexers agree.
+_TOKEN_RE = re.compile(r"""
+    (?P<NUMBER>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<NAME>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<POW>\*\*|\^)
+  | (?P<STAR>\*) | (?P<PLUS>\+) | (?P<MINUS>-) | (?P<SLASH>/)
+  | (?P<LPAR>\() | (?P<RPAR>\)) | (?P<COMMA>,) | (?P<EQUAL>=)
+  | (?P<_SEP>[;\n])
+  | (?P<SKIP>[ \t\r\f]+|\#[^\n]*)
+  | (?P<BAD>.)
+""", re.VERBOSE | re.DOTALL)
+
+
+class _Token(str):
+    """A token as Lark's parser needs it, lighter than lark.Token (which is several times
+    slower to create): its text, `type`, `start_pos` and `end_pos`."""
+    __slots__ = ("type", "start_pos", "end_pos")
+    line = column = end_line = end_column = None
+
+    @property
+    def value(self) -> str:
+        return str(self)
+
+
+def _token(kind: str, text: str, start: int, end: int) -> _Token:
+    token = _Token(text)
+    token.type, token.start_pos, token.end_pos = kind, start, end
+    return token
+
+
+def tokens(source: str):
+    """The tokens of `source`, with type, text, start_pos and end_pos."""
+    for match in _TOKEN_RE.finditer(source):
+        kind = match.lastgroup
+        if kind == "SKIP":
+            continue
+        if kind == "BAD":
+            raise _unexpected_character(source, match.start())
+        text = match.group()
+        if kind == "NAME" and text == "let":
+            kind = "LET"
+        yield _token(kind, text, match.start(), match.end())
+
+
+class _RegexLexer(Lexer):
+    def __init__(self, lexer_conf):
+        pass
+
+    def lex(self, text):   # Lark's interface for a custom lexer class: the whole text
+        return tokens(text)
+
+
 def _load_parser() -> tuple[Lark, _TapeBuilder]:
     grammar = resources.files("jacli.grammar").joinpath("jacli.lark").read_text()
     builder = _TapeBuilder()
-    lark = Lark(grammar, start="program", parser="lalr", lexer="contextual",
-                keep_all_tokens=True, transformer=builder, maybe_placeholders=False,
-                cache=True)
+    lark = Lark(grammar, start="program", parser="lalr", lexer=_RegexLexer,
+                keep_all_tokens=True, transformer=builder, maybe_placeholders=False)
     return lark, builder
 
 
@@ -193,13 +249,7 @@ def _name_outputs(tape: Tape, pending) -> None:
 
 def _syntax_error(lark: Lark, source: str, error: UnexpectedInput) -> JacliError:
     if isinstance(error, UnexpectedCharacters):
-        pos = error.pos_in_stream
-        char = source[pos]
-        message = f"unexpected character {char!r}"
-        hint = None
-        if not char.isascii():
-            hint = "names are ASCII letters, digits and '_'"
-        return JacliError(message, (pos, pos + 1), source, hint=hint)
+        return _unexpected_character(source, error.pos_in_stream)
 
     assert isinstance(error, UnexpectedToken)
     token = error.token
@@ -238,6 +288,12 @@ def _looks_like_radix_literal(source: str, token: Token) -> bool:
             and (start < 2 or not (source[start - 2].isalnum() or source[start - 2] == ".")))
 
 
+def _unexpected_character(source: str, pos: int) -> JacliError:
+    char = source[pos]
+    hint = "names are ASCII letters, digits and '_'" if not char.isascii() else None
+    return JacliError(f"unexpected character {char!r}", (pos, pos + 1), source, hint=hint)
+
+
 def _expected(terminals) -> str:
     words = [w for t, w in _EXPECTED_WORDS.items() if t in terminals]
     if not words:
@@ -249,17 +305,17 @@ def _implicit_multiplication(lark: Lark, source: str, token: Token) -> str | Non
     """`2x`, `x y`, `2(x+1)`, `(a)(b)`: the explicit form with `*` inserted, else None."""
     if token.type not in ("NUMBER", "NAME", "LPAR"):
         return None
-    tokens = []
+    seen = []
     try:
-        for tok in lark.lex(source):
-            tokens.append(tok)
+        for tok in tokens(source):
+            seen.append(tok)
             if tok.start_pos >= token.start_pos:
                 break
     except UnexpectedInput:
         return None
-    if len(tokens) < 2 or tokens[-2].type not in ("NUMBER", "NAME", "RPAR"):
+    if len(seen) < 2 or seen[-2].type not in ("NUMBER", "NAME", "RPAR"):
         return None
-    before, after = tokens[-2], tokens[-1]
+    before, after = seen[-2], seen[-1]
     end = after.end_pos
     if after.type == "LPAR":  # include the parenthesised group
         depth, i = 0, source.find("(", after.start_pos)

@@ -4,6 +4,7 @@ against the language contract in shared/spec/language.md."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -382,3 +383,26 @@ def test_parse_returns_a_tape_whose_outputs_are_named():
     assert tape.outputs == ["r", "f2"]
     assert tape.variables == ["x", "y"]
     assert len(tape.output_nodes) == 2
+
+
+def test_the_regex_lexer_agrees_with_larks_lexer_on_the_grammar():
+    """parse.tokens scans with one regular expression for speed; Lark's own lexer, built
+    from grammar/jacli.lark, is the reference for what the tokens are."""
+    import json
+    from importlib import resources
+
+    from lark import Lark
+
+    from jacli.parse import tokens
+
+    grammar = resources.files("jacli.grammar").joinpath("jacli.lark").read_text()
+    reference = Lark(grammar, start="program", parser="lalr", lexer="basic")
+    corpus = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "cases.jsonl"
+    programs = [json.loads(line)["program"] for line in corpus.open()] if corpus.exists() else []
+    programs += [p.read_text() for p in (Path(__file__).resolve().parents[1] / "samples").glob("*.jac")]
+    programs += ["let s = x**2 ^ 3; y = .5e-3*s # comment; not a statement\n\tz = 2.*s\r\n",
+                 "letter + let_x + _a1 - 1E+5/(3)", "a,b"]
+    for program in programs:
+        ours = [(t.type, str(t), t.start_pos, t.end_pos) for t in tokens(program)]
+        theirs = [(t.type, str(t), t.start_pos, t.end_pos) for t in reference.lex(program)]
+        assert ours == theirs, program
