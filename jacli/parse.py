@@ -207,7 +207,8 @@ def _load_parser() -> tuple[Lark, _TapeBuilder]:
     grammar = resources.files("jacli.grammar").joinpath("jacli.lark").read_text()
     builder = _TapeBuilder()
     lark = Lark(grammar, start="program", parser="lalr", lexer=_RegexLexer,
-                keep_all_tokens=True, transformer=builder, maybe_placeholders=False)
+                keep_all_tokens=True, transformer=builder, maybe_placeholders=False,
+                cache=True)
     return lark, builder
 
 
