@@ -46,16 +46,21 @@ class SimplifyingOps(NodeOps):
         node = self.tape.nodes[index]
         return node.value if node.op == CONST else self.constants.get(index)
 
+    def const(self, value: float):
+        """A constant of a derivative rule; the rules' 0 (sign' = 0) is a symbolic zero,
+        None, that contributes nothing, unlike a 0 the program itself holds (0*inf = nan)."""
+        return None if value == 0.0 else self.tape.const(value)
+
     def apply(self, op: str, args: tuple[int, ...]) -> int:
         values = [self._constant(a) for a in args]
+        simpler = self._simplify(op, args, values)   # first: x*1 keeps the name of x
+        if simpler is not None:
+            return simpler if isinstance(simpler, int) else self.apply(*simpler)
         if args and all(v is not None for v in values) and not PRIMITIVES[op].internal:
             with np.errstate(all="ignore"):
                 folded = float(PRIMITIVES[op].forward(*[np.float64(v) for v in values]))
             if math.isfinite(folded):
                 return self.tape.const(folded)
-        simpler = self._simplify(op, args, values)
-        if simpler is not None:
-            return simpler if isinstance(simpler, int) else self.apply(*simpler)
         return self.tape.apply(op, args, self.span)
 
     def __getattr__(self, op: str):
@@ -82,6 +87,13 @@ class SimplifyingOps(NodeOps):
             if (negated[0] is None) != (negated[1] is None):
                 return ("neg", (self.apply(op, inner),))
             return (op, inner)
+        if op == "add":   # a + (-c)*x -> a - c*x, exactly: (-c)*x = -(c*x)
+            for mine, other in ((1, 0), (0, 1)):
+                node = self.tape.nodes[args[mine]]
+                factor = self._constant(node.args[0]) if node.op == "mul" else None
+                if factor is not None and factor < 0:
+                    scaled = self.apply("mul", (self.tape.const(-factor), node.args[1]))
+                    return ("sub", (args[other], scaled))
         if op == "neg":
             inner = self.tape.nodes[args[0]]
             if inner.op == "mul" and self._constant(inner.args[0]) is not None:
@@ -128,9 +140,6 @@ def gradient_nodes(tape: Tape, root: int, wrt: list[str], ops: SimplifyingOps) -
     nodes = tape.nodes
     depends = tape.depends_on(wrt)
 
-    def constant(index: int, value: float) -> bool:
-        return nodes[index].op == CONST and nodes[index].value == value
-
     def leads_with_constant(index: int) -> bool:
         node = nodes[index]
         return node.op == CONST or (node.op == "mul" and nodes[node.args[0]].op == CONST)
@@ -158,7 +167,7 @@ def gradient_nodes(tape: Tape, root: int, wrt: list[str], ops: SimplifyingOps) -
             if not depends[arg]:
                 continue
             partial = PRIMITIVES[node.op].partial(ops, index, list(node.args), position)
-            if constant(partial, 0.0):
+            if partial is None:   # a rule's symbolic zero
                 continue
             received.setdefault(arg, []).append((index, times(adjoint, partial)))
     zero = tape.const(0.0)

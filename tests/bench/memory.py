@@ -3,16 +3,20 @@ points, CSV in and CSV out. Run: python -m tests.bench.memory [--rows 1000000,10
 
 Prints each run's peak resident set size (from the kernel's rusage of the child
 process) and the ratio of the largest to the smallest: streaming means ~1.
+
+On Linux a child's ru_maxrss starts from its parent's high-water RSS (fork copies
+it, exec keeps it), so a child of a large process (this one after writing points,
+or the benchmark runner after B2-B4) would report the parent's peak, not its own.
+jacli is therefore started by a small launcher (`python -S`, about 11 MiB) that
+reports the rusage of its own child.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,15 +33,27 @@ def write_points(path: Path, rows: int, chunk: int = 1_000_000) -> None:
             np.savetxt(f, block, delimiter=",", fmt="%.6f")
 
 
+# Runs argv[1:] with its output thrown away; prints its exit status, seconds and
+# ru_maxrss. Kept tiny (no site, no NumPy) so that its own RSS, which its child
+# inherits as a floor, stays far below jacli's.
+_LAUNCHER = """
+import os, subprocess, sys, time
+start = time.perf_counter()
+with open(os.devnull, "wb") as devnull:
+    process = subprocess.Popen(sys.argv[1:], stdout=devnull)
+    _, status, usage = os.wait4(process.pid, 0)
+print(os.waitstatus_to_exitcode(status), time.perf_counter() - start, usage.ru_maxrss)
+"""
+
+
 def peak_rss(command: list[str]) -> tuple[float, int]:
     """Seconds and peak RSS in bytes of one run, its output thrown away."""
-    start = time.perf_counter()
-    with open(os.devnull, "wb") as devnull:
-        process = subprocess.Popen(command, stdout=devnull)
-        _, status, usage = os.wait4(process.pid, 0)
-    if status != 0:
+    launcher = subprocess.run([sys.executable, "-S", "-c", _LAUNCHER] + command,
+                              stdout=subprocess.PIPE, text=True, check=True)
+    status, seconds, maxrss = launcher.stdout.split()
+    if int(status) != 0:
         raise SystemExit(f"failed ({status}): {' '.join(command)}")
-    return time.perf_counter() - start, usage.ru_maxrss * 1024   # Linux: KiB
+    return float(seconds), int(maxrss) * 1024   # Linux: KiB
 
 
 def main() -> None:
