@@ -10,7 +10,6 @@ import inspect
 import os
 import signal
 import sys
-import tempfile
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -328,6 +327,8 @@ def _atomic_output(path: str, binary: bool = False):
     A symlink is followed; a FIFO or device (`-o /dev/stdout`) is written directly."""
     if not path:
         raise JacliError("the output path is empty", origin="-o")
+    import tempfile
+
     target = Path(os.path.realpath(path))
     mode, newline = ("wb", None) if binary else ("w", "\n")
     if target.exists() and not target.is_file():

@@ -8,7 +8,6 @@ between callbacks is an `_Expr`: a node index and the source span it came from.
 
 from __future__ import annotations
 
-import difflib
 import gc
 import re
 import threading
@@ -142,6 +141,8 @@ class _TapeBuilder(Transformer):
 
 
 def _close_matches(name: str) -> str:
+    import difflib   # only for this message: kept out of every run's start-up
+
     known = sorted(FUNCTIONS)
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     if not close:  # always name some: the closest three by similarity
