@@ -79,14 +79,8 @@ class Entry(NamedTuple):
     rel_error: float
 
 
-class Failure(NamedTuple):
-    output: str
-    input: str
-    ad: float
-    fd: float
-    abs_error: float
-    rel_error: float
-    reason: str
+#: A failing entry: an Entry and why it fails.
+Failure = NamedTuple("Failure", [*Entry.__annotations__.items(), ("reason", str)])
 
 
 @dataclass

@@ -14,40 +14,19 @@ from __future__ import annotations
 
 import json
 import os
-import math
 from functools import lru_cache
 from pathlib import Path
 
 import pytest
 
 from conftest import invoke_jacli, run_jacli
+from corpus import CASES_PATH, compare, load_cases, params, write_inputs
 
-CASES_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "cases.jsonl"
 CORE_COMMANDS = ("eval", "grad", "jac")
 LATER_COMMANDS = ("hess", "jvp", "vjp")    # run once `jacli <command> --help` exits 0
-NON_FINITE = ("nan", "inf", "-inf")
-RTOL = 1e-8
 
 
-def _load_cases() -> list[dict]:
-    if not CASES_PATH.is_file():
-        return []
-    with CASES_PATH.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-CASES = [c for c in _load_cases() if c["command"] in CORE_COMMANDS + LATER_COMMANDS]
-
-
-# In CI the corpus is always laid beside the clone: its absence there is a failure.
-_MISSING = () if os.environ.get("CI") else pytest.mark.skip(
-    reason=f"reference corpus not found at {CASES_PATH}")
-
-
-def _params(cases):
-    if not cases:
-        return [pytest.param(None, id="no-corpus", marks=_MISSING)]
-    return [pytest.param(case, id=case["id"]) for case in cases]
+CASES = [c for c in load_cases() if c["command"] in CORE_COMMANDS + LATER_COMMANDS]
 
 
 def _first_of_each_command(cases):
@@ -75,34 +54,6 @@ def _require_command(command: str) -> None:
 
 # --- comparing ---------------------------------------------------------------------------
 
-def _compare(got, ref, where: str, problems: list[str]) -> None:
-    """Append a description of every mismatch between got and ref to problems."""
-    if isinstance(ref, list):
-        if not isinstance(got, list):
-            problems.append(f"{where}: expected a list of {len(ref)}, got {got!r}")
-            return
-        if len(got) != len(ref):
-            problems.append(f"{where}: expected {len(ref)} entries, got {len(got)}: {got!r}")
-            return
-        for i, (g, r) in enumerate(zip(got, ref)):
-            _compare(g, r, f"{where}[{i}]", problems)
-        return
-    if isinstance(ref, str):
-        assert ref in NON_FINITE, f"corpus has an unexpected string {ref!r} at {where}"
-        if got != ref:
-            problems.append(f"{where}: expected {ref!r}, got {got!r}")
-        return
-    if isinstance(got, bool) or not isinstance(got, (int, float)):
-        problems.append(f"{where}: expected the number {ref!r}, got {got!r}")
-        return
-    if not math.isfinite(got):   # non-finite numbers must be written as strings
-        problems.append(f"{where}: expected {ref!r}, got the non-JSON number {got!r}")
-        return
-    if abs(got - ref) > RTOL * max(1.0, abs(ref)):
-        problems.append(f"{where}: expected {ref!r}, got {got!r} "
-                        f"(error {abs(got - ref):.3g}, allowed {RTOL * max(1.0, abs(ref)):.3g})")
-
-
 def _check_output(case: dict, code: int, stdout: str, stderr: str) -> None:
     assert code == 0, f"exit status {code}; stderr:\n{stderr}"
     lines = [line for line in stdout.split("\n") if line.strip()]
@@ -119,20 +70,9 @@ def _check_output(case: dict, code: int, stdout: str, stderr: str) -> None:
             if key not in got:
                 problems.append(f"point {k}: missing key {key!r} in {line}")
                 continue
-            _compare(got[key], ref, f"point {k} {key}", problems)
+            compare(got[key], ref, f"point {k} {key}", problems)
     assert not problems, (f"{case['id']} ({case['family']}, {case['command']}) "
                           f"program {case['program']!r}:\n" + "\n".join(problems))
-
-
-def _write_inputs(case: dict, directory: Path) -> tuple[Path, Path]:
-    program = directory / "program.jac"
-    with open(program, "w", encoding="utf-8", newline="") as f:
-        f.write(case["program"])
-    points = directory / "points.jsonl"
-    with open(points, "w", encoding="utf-8", newline="") as f:
-        for point in case["points"]:
-            f.write(json.dumps(point) + "\n")
-    return program, points
 
 
 def _args(case: dict, program: Path, points: Path) -> list[str]:
@@ -142,17 +82,17 @@ def _args(case: dict, program: Path, points: Path) -> list[str]:
 
 # --- the tests ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("case", _params(CASES))
+@pytest.mark.parametrize("case", params(CASES))
 def test_corpus_case(case, tmp_path):
     _require_command(case["command"])
-    program, points = _write_inputs(case, tmp_path)
+    program, points = write_inputs(case, tmp_path)
     _check_output(case, *invoke_jacli(*_args(case, program, points)))
 
 
-@pytest.mark.parametrize("case", _params(_first_of_each_command(CASES)))
+@pytest.mark.parametrize("case", params(_first_of_each_command(CASES)))
 def test_corpus_case_subprocess(case, tmp_path):
     _require_command(case["command"])
-    program, points = _write_inputs(case, tmp_path)
+    program, points = write_inputs(case, tmp_path)
     _check_output(case, *run_jacli(*_args(case, program, points)))
 
 
@@ -160,7 +100,7 @@ def test_corpus_has_the_documented_size():
     """Guard against silently running a truncated corpus."""
     if not CASES_PATH.is_file() and not os.environ.get("CI"):
         pytest.skip(f"reference corpus not found at {CASES_PATH}")
-    cases = _load_cases()
+    cases = load_cases()
     assert len(cases) == 150
     assert sum(len(c["points"]) for c in cases) == 450
     assert len({c["id"] for c in cases}) == len(cases)

@@ -32,34 +32,15 @@ from hypothesis import strategies as st
 
 import jacli
 from conftest import REPO, invoke_jacli, run_jacli
+from corpus import CASES_PATH, compare, load_cases, params, write_inputs
 from jacli.tape import CONST, VAR
 
-CASES_PATH = REPO.parent / "shared" / "corpus" / "cases.jsonl"
-NON_FINITE = ("nan", "inf", "-inf")
-RTOL = 1e-8                 # the corpus tolerance: |got - ref| <= RTOL * max(1, |ref|)
 MAX_SIZE_RATIO = 8
 BIG_PROGRAM_OPERATIONS = 10_000
 BIG_PROGRAM_SECONDS = 20.0
 
 
-def _load_cases() -> list[dict]:
-    if not CASES_PATH.is_file():
-        return []
-    with CASES_PATH.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-CASES = _load_cases()
-_MISSING = () if os.environ.get("CI") else pytest.mark.skip(
-    reason=f"reference corpus not found at {CASES_PATH}")
-
-
-def _params(cases):
-    if not cases:
-        return [pytest.param(None, id="no-corpus", marks=_MISSING)]
-    return [pytest.param(case, id=case["id"]) for case in cases]
-
-
+CASES = load_cases()
 def diff(*args: str, input: str | None = None) -> str:
     """`jacli diff ARGS` in process; its standard output (it must exit 0)."""
     code, out, err = invoke_jacli("diff", *args, input=input)
@@ -93,30 +74,6 @@ def same_value(got: float, ref: float, rtol: float, floor: float = 1.0) -> bool:
 
 # --- round trip over the corpus ---------------------------------------------------------------
 
-def _compare(got, ref, where: str, problems: list[str]) -> None:
-    if isinstance(ref, str):
-        assert ref in NON_FINITE, f"corpus has an unexpected string {ref!r} at {where}"
-        if got != ref:
-            problems.append(f"{where}: expected {ref!r}, got {got!r}")
-        return
-    if isinstance(got, str) or isinstance(got, bool) or not isinstance(got, (int, float)):
-        problems.append(f"{where}: expected the number {ref!r}, got {got!r}")
-    elif abs(got - ref) > RTOL * max(1.0, abs(ref)):
-        problems.append(f"{where}: expected {ref!r}, got {got!r} "
-                        f"(error {abs(got - ref):.3g}, allowed {RTOL * max(1.0, abs(ref)):.3g})")
-
-
-def _write_inputs(case: dict, directory: Path) -> tuple[Path, Path]:
-    program = directory / "program.jac"
-    with open(program, "w", encoding="utf-8", newline="") as f:
-        f.write(case["program"])
-    points = directory / "points.jsonl"
-    with open(points, "w", encoding="utf-8", newline="") as f:
-        for point in case["points"]:
-            f.write(json.dumps(point) + "\n")
-    return program, points
-
-
 def _diff_and_eval(case: dict, order: int, program: Path, points: Path,
                    directory: Path) -> tuple[list[dict], list[dict]]:
     """The derivative entries (from --format json) and eval's JSON rows of the program."""
@@ -146,9 +103,9 @@ def _reference(case: dict, expected: dict, entry: dict, outputs: list[str]):
     return expected["jacobian"][outputs.index(entry["output"])][column]
 
 
-@pytest.mark.parametrize("case", _params(CASES))
+@pytest.mark.parametrize("case", params(CASES))
 def test_round_trip_corpus_case(case, tmp_path):
-    program, points = _write_inputs(case, tmp_path)
+    program, points = write_inputs(case, tmp_path)
     problems: list[str] = []
     for order in ((1, 2) if case["command"] == "hess" else (1,)):
         entries, rows = _diff_and_eval(case, order, program, points, tmp_path)
@@ -167,7 +124,7 @@ def test_round_trip_corpus_case(case, tmp_path):
         for k, (row, expected) in enumerate(zip(rows, case["expected"])):
             for entry, got in zip(entries, row["value"]):
                 ref = _reference(case, expected, entry, outputs)
-                _compare(got, ref, f"point {k} {entry['name']} = {entry['expr'][:80]}",
+                compare(got, ref, f"point {k} {entry['name']} = {entry['expr'][:80]}",
                          problems)
     assert not problems, (f"{case['id']} ({case['family']}, {case['command']}) "
                           f"program {case['program']!r}:\n" + "\n".join(problems))
@@ -295,7 +252,7 @@ def _size_ratio(source: str, *args: str) -> tuple[float, int, int]:
 LONGSUM = [c for c in CASES if c["family"] == "longsum"]
 
 
-@pytest.mark.parametrize("case", _params(LONGSUM))
+@pytest.mark.parametrize("case", params(LONGSUM))
 def test_size_longsum(case):
     ratio, before, after = _size_ratio(case["program"], "--wrt", ",".join(case["wrt"]))
     print(f"\n{case['id']}: {before} operations -> {after}: ratio {ratio:.2f}")
