@@ -24,7 +24,7 @@ from .engine import vjp as engine_vjp
 from .errors import JacliError
 from .parse import parse
 from .symbolic import gradient_tape
-from .tape import Tape
+from .tape import Tape, paused_gc
 
 #: Points are evaluated in chunks of this many, so memory stays bounded.
 CHUNK = 1 << 15
@@ -179,31 +179,32 @@ class Program:
             mode = "forward" if n < m else "reverse"
         seed = {} if seed is None else {k: np.asarray(v, dtype=float) for k, v in seed.items()}
         log = WarningLog()
-        for start in range(0, batch, CHUNK):
-            stop = min(start + CHUNK, batch)
-            size = stop - start
-            chunk = {name: v[start:stop] for name, v in env.items()}
-            chunk_seed = {k: v[start:stop] if v.ndim else v for k, v in seed.items()}
-            if kind in ("eval", "jacobian"):
-                sweep = evaluate(tape, chunk, size, nodes, inputs if kind == "jacobian" else None,
-                                 log, mode=mode)
-                arrays["value"][start:stop] = sweep.outputs
-                if kind == "jacobian":
-                    arrays["jacobian"][start:stop] = sweep.jacobian
-            elif kind == "jvp":
-                arrays["value"][start:stop], arrays["jvp"][start:stop] = engine_jvp(
-                    tape, chunk, size, nodes, chunk_seed, log)
-            elif kind == "vjp":
-                arrays["value"][start:stop], arrays["vjp"][start:stop] = engine_vjp(
-                    tape, chunk, size, nodes, [chunk_seed.get(o, 0.0) for o in outputs],
-                    inputs, log)
-            else:
-                sweep = evaluate(tape, chunk, size, nodes, inputs, log)
-                arrays["value"][start:stop] = sweep.outputs[:, :1]
-                arrays["jacobian"][start:stop, 0] = sweep.outputs[:, 1:]
-                arrays["hessian"][start:stop] = sweep.jacobian[:, 1:]
-            if progress is not None and batch > CHUNK:
-                progress(stop, batch)
+        with paused_gc():
+            for start in range(0, batch, CHUNK):
+                stop = min(start + CHUNK, batch)
+                size = stop - start
+                chunk = {name: v[start:stop] for name, v in env.items()}
+                chunk_seed = {k: v[start:stop] if v.ndim else v for k, v in seed.items()}
+                if kind in ("eval", "jacobian"):
+                    sweep = evaluate(tape, chunk, size, nodes,
+                                     inputs if kind == "jacobian" else None, log, mode=mode)
+                    arrays["value"][start:stop] = sweep.outputs
+                    if kind == "jacobian":
+                        arrays["jacobian"][start:stop] = sweep.jacobian
+                elif kind == "jvp":
+                    arrays["value"][start:stop], arrays["jvp"][start:stop] = engine_jvp(
+                        tape, chunk, size, nodes, chunk_seed, log)
+                elif kind == "vjp":
+                    arrays["value"][start:stop], arrays["vjp"][start:stop] = engine_vjp(
+                        tape, chunk, size, nodes, [chunk_seed.get(o, 0.0) for o in outputs],
+                        inputs, log)
+                else:
+                    sweep = evaluate(tape, chunk, size, nodes, inputs, log)
+                    arrays["value"][start:stop] = sweep.outputs[:, :1]
+                    arrays["jacobian"][start:stop, 0] = sweep.outputs[:, 1:]
+                    arrays["hessian"][start:stop] = sweep.jacobian[:, 1:]
+                if progress is not None and batch > CHUNK:
+                    progress(stop, batch)
         if not batched:  # every value was a number (or the program has no variables)
             arrays = {key: a[0] for key, a in arrays.items()}
             env = {name: v[0] for name, v in env.items()}

@@ -8,7 +8,6 @@ between callbacks is an `_Expr`: a node index and the source span it came from.
 
 from __future__ import annotations
 
-import gc
 import re
 import threading
 from importlib import resources
@@ -20,7 +19,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from .errors import JacliError
 from .prims import CONSTANTS, FUNCTIONS, VARIADIC
-from .tape import Tape
+from .tape import Tape, paused_gc
 
 _BINARY_OPS = {"PLUS": "add", "MINUS": "sub", "STAR": "mul", "SLASH": "div", "POW": "pow"}
 
@@ -226,19 +225,13 @@ def parse(source: str) -> Tape:
             _parser = _load_parser()
         lark, builder = _parser
         builder.start_program(source)
-        # The tape only grows while parsing: the garbage collector's full passes over
-        # it would make a long program's parse quadratic, so they wait until it is done.
-        collecting = gc.isenabled()
-        gc.disable()
         try:
-            lark.parse(source)
+            with paused_gc():
+                lark.parse(source)
         except JacliError as error:
             raise error.with_source(source)
         except UnexpectedInput as error:
             raise _syntax_error(lark, source, error) from None
-        finally:
-            if collecting:
-                gc.enable()
         tape = builder.tape
         pending = builder.pending_outputs
         builder.start_program("")

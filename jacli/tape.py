@@ -8,6 +8,8 @@ keeps both references, so both contributions reach `x`.
 
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .prims import PRIMITIVES
@@ -99,6 +101,19 @@ class Tape:
             if node.args and any(depends[a] for a in node.args):
                 depends[index] = True
         return depends
+
+
+@contextmanager
+def paused_gc():
+    """Hold the garbage collector's full passes while a tape (and its per-node values)
+    grows: scanning it over and over would make long programs quadratic."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 class NodeOps:
