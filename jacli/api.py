@@ -27,7 +27,7 @@ from .symbolic import gradient_tape
 from .tape import Tape, paused_gc
 
 #: Points are evaluated in chunks of this many, so memory stays bounded.
-CHUNK = 1 << 15
+CHUNK = 1 << 13
 
 
 @dataclass

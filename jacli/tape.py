@@ -38,6 +38,7 @@ class Tape:
     output_spans: list[tuple[int, int]] = field(default_factory=list)
     names: dict[str, int] = field(default_factory=dict)    # let and output names -> node
     _index: dict[tuple, int] = field(default_factory=dict, repr=False)
+    _masks: dict[tuple, list[bool]] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -73,7 +74,7 @@ class Tape:
         """An independent tape with the same nodes, to be extended (derivative nodes)."""
         return Tape(self.source, list(self.nodes), list(self.variables),
                     dict(self.variable_nodes), list(self.outputs), list(self.output_nodes),
-                    list(self.output_spans), dict(self.names), dict(self._index))
+                    list(self.output_spans), dict(self.names), dict(self._index), {})
 
     def text(self, index: int) -> str:
         """The source text a node came from (empty for nodes made by rules)."""
@@ -81,7 +82,14 @@ class Tape:
         return self.source[span[0]:span[1]] if span else ""
 
     def dependencies(self, roots: list[int]) -> list[bool]:
-        """For each node: is it an argument, transitively, of one of `roots`?"""
+        """For each node: is it an argument, transitively, of one of `roots`?
+        (Remembered: a batch asks the same question for every chunk of points.)"""
+        key = ("roots", len(self.nodes), tuple(roots))
+        if key not in self._masks:
+            self._masks[key] = self._dependencies(roots)
+        return self._masks[key]
+
+    def _dependencies(self, roots: list[int]) -> list[bool]:
         needed = [False] * len(self.nodes)
         for root in roots:
             needed[root] = True
@@ -92,7 +100,13 @@ class Tape:
         return needed
 
     def depends_on(self, variables: list[str]) -> list[bool]:
-        """For each node: does its value depend on one of `variables`?"""
+        """For each node: does its value depend on one of `variables`? (Remembered.)"""
+        key = ("variables", len(self.nodes), tuple(variables))
+        if key not in self._masks:
+            self._masks[key] = self._depends_on(variables)
+        return self._masks[key]
+
+    def _depends_on(self, variables: list[str]) -> list[bool]:
         depends = [False] * len(self.nodes)
         for name in variables:
             if name in self.variable_nodes:
