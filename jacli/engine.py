@@ -5,7 +5,8 @@ variable). Nothing here knows about parsing, the command line or rendering.
 
 Symbolic constants: a partial that a rule returns as a plain Python float
 (`m.const(...)`) is exact; 0.0 means "no contribution" (skipped), +-1.0 means the
-adjoint passes through unchanged. Constant nodes evaluate to np.float64, so the
+adjoint passes through unchanged. A partial whose rule ends in a division may be a
+pending `Quotient` (see there); `materialize` turns it into a number. Constant nodes evaluate to np.float64, so the
 two are never confused (np.float64 is not `float` by `type(...) is float`).
 """
 
@@ -210,10 +211,6 @@ def forward_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
                 tangent = _accumulate(tangent, _times(tangents[arg], partial))
             tangents[index] = tangent
         return [materialize(t) for t in tangents]
-
-
-def _broadcast(value, batch: int) -> np.ndarray:
-    return np.broadcast_to(np.asarray(value, dtype=float), (batch,))
 
 
 @dataclass

@@ -228,13 +228,13 @@ def parse(source: str) -> Tape:
         try:
             with paused_gc():
                 lark.parse(source)
+            tape, pending = builder.tape, builder.pending_outputs
         except JacliError as error:
             raise error.with_source(source)
         except UnexpectedInput as error:
             raise _syntax_error(lark, source, error) from None
-        tape = builder.tape
-        pending = builder.pending_outputs
-        builder.start_program("")
+        finally:
+            builder.start_program("")   # let go of this program's tape
     _name_outputs(tape, pending)
     return tape
 

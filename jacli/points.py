@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import json
 import math
 import sys
@@ -21,8 +20,6 @@ from typing import Iterator
 import numpy as np
 
 from .errors import JacliError
-
-FORMATS = ("csv", "jsonl", "npy")
 
 #: Rows per chunk of a points file.
 CHUNK_ROWS = 1 << 16
@@ -120,7 +117,16 @@ class PointsReader:
                              origin="--points") from None
         self.binary, self.at_start = binary, True
         if self.format == "csv":
-            self._read_header()
+            try:
+                self._read_header()
+            except JacliError:
+                self.close()
+                raise
+
+    def close(self) -> None:
+        binary = getattr(self, "binary", None)
+        if binary is not None and binary is not sys.stdin.buffer:
+            binary.close()
 
     def _next_line(self) -> str | None:
         """The next line, decoded; a line that is not UTF-8 becomes an `_Undecodable`
@@ -164,6 +170,12 @@ class PointsReader:
                 yield Points({name: block[:, j] for j, name in enumerate(self.columns)},
                              len(block), first_row=start)
             return
+        try:
+            yield from self._text_chunks(rows)
+        finally:
+            self.close()
+
+    def _text_chunks(self, rows: int) -> Iterator[Points]:
         first, pending_blank = 0, []
         while True:
             block = []

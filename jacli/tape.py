@@ -38,7 +38,7 @@ class Tape:
     output_spans: list[tuple[int, int]] = field(default_factory=list)
     names: dict[str, int] = field(default_factory=dict)    # let and output names -> node
     _index: dict[tuple, int] = field(default_factory=dict, repr=False)
-    _masks: dict[tuple, list[bool]] = field(default_factory=dict, repr=False)
+    _masks: dict = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -84,10 +84,7 @@ class Tape:
     def dependencies(self, roots: list[int]) -> list[bool]:
         """For each node: is it an argument, transitively, of one of `roots`?
         (Remembered: a batch asks the same question for every chunk of points.)"""
-        key = ("roots", len(self.nodes), tuple(roots))
-        if key not in self._masks:
-            self._masks[key] = self._dependencies(roots)
-        return self._masks[key]
+        return self._remembered(("roots", tuple(roots)), self._dependencies, roots)
 
     def _dependencies(self, roots: list[int]) -> list[bool]:
         needed = [False] * len(self.nodes)
@@ -101,9 +98,13 @@ class Tape:
 
     def depends_on(self, variables: list[str]) -> list[bool]:
         """For each node: does its value depend on one of `variables`? (Remembered.)"""
-        key = ("variables", len(self.nodes), tuple(variables))
+        return self._remembered(("variables", tuple(variables)), self._depends_on, variables)
+
+    def _remembered(self, key: tuple, compute, argument) -> list[bool]:
+        if self._masks.get("length") != len(self.nodes):   # the tape grew: start afresh
+            self._masks = {"length": len(self.nodes)}
         if key not in self._masks:
-            self._masks[key] = self._depends_on(variables)
+            self._masks[key] = compute(argument)
         return self._masks[key]
 
     def _depends_on(self, variables: list[str]) -> list[bool]:

@@ -430,9 +430,8 @@ def test_x_minus_x_is_not_zero():
         assert math.isnan(_grad("(x - x)*y", x=1.0, y=math.inf)[0])
 
 
-# The next two tests fail as of commit 3ee933d: symbolic.gradient_nodes skips every
-# partial that is the constant 0 (a literal 0 of the program too), and the printer writes
-# the internal `equal` of min/max as 1 - abs(sign(a - b)), which is nan for a = b = inf.
+# A literal 0 of the program is not a rule's symbolic zero: its contribution stays, so
+# IEEE's inf*0 = nan survives into the derivative, as jacli grad gives it.
 @pytest.mark.parametrize("source, point", [
     # f = (0*x)*y. The adjoint of 0*x is y and d(0*x)/dx is the literal 0, so
     # df/dx = y*0: at y = inf, inf*0 = nan (IEEE).
