@@ -75,6 +75,8 @@ FormatOpt = Annotated[Format, typer.Option(
 OutputOpt = Annotated[Optional[str], typer.Option(
     "--output", "-o", metavar="PATH", help="Write results to PATH (.csv, .jsonl, .txt, "
     ".npy, .npz) instead of standard output.")]
+TextOutputOpt = Annotated[Optional[str], typer.Option(
+    "--output", "-o", metavar="PATH", help="Write to PATH instead of standard output.")]
 AllowUnusedOpt = Annotated[bool, typer.Option(
     "--allow-unused", help="Accept --at values for variables the program does not use.")]
 
@@ -490,17 +492,20 @@ COMMANDS = {
     "vjp": ("Reverse mode: the values and u^T.J for a cotangent u.",
             _COMMON + [("cotangent", CotangentOpt, None)] + _BATCH + _SELECT + _WRITE),
     "tape": ("Show the recorded tape; with --at, its values and the backward sweep.",
-             _COMMON + _SELECT + [("explain", ExplainOpt, False)] + _WRITE),
+             _COMMON + _SELECT + [("explain", ExplainOpt, False),
+                                  ("format", FormatOpt, Format.auto),
+                                  ("output", TextOutputOpt, None),
+                                  ("allow_unused", AllowUnusedOpt, False)]),
     "check": ("The AD Jacobian beside central finite differences; exit 1 over tolerance.",
               _COMMON + _BATCH + _SELECT + [("rtol", RtolOpt, DEFAULT_RTOL),
                                             ("atol", AtolOpt, DEFAULT_ATOL)] + _WRITE),
     "diff": ("The derivatives as a jacli program (simplified, shared subexpressions as let).",
              [("program", ProgramArg, None), ("file", FileOpt, None)] + _SELECT
              + [("order", OrderOpt, 1), ("format", DiffFormatOpt, DiffFormat.jacli),
-                ("output", OutputOpt, None)]),
+                ("output", TextOutputOpt, None)]),
     "graph": ("The computational graph, for Graphviz (dot) or Mermaid; with --at, values.",
               _COMMON + [("out", OutOpt, None), ("format", GraphFormatOpt, GraphFormat.dot),
-                         ("output", OutputOpt, None), ("allow_unused", AllowUnusedOpt, False)]),
+                         ("output", TextOutputOpt, None), ("allow_unused", AllowUnusedOpt, False)]),
 }
 
 
@@ -545,7 +550,8 @@ def _make_command(command: str) -> None:
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                           annotation=annotation) for name, annotation, default in options])
     command_function.__doc__ = summary
-    app.command(command, help=summary, epilog=_epilog(command))(command_function)
+    app.command(command, help=summary, short_help=summary,
+                epilog=_epilog(command))(command_function)
 
 
 def _run_tape(job: _Job, fmt: str, output: str | None) -> int:
