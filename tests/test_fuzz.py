@@ -13,8 +13,6 @@ import os
 import warnings
 from importlib import resources
 
-import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
