@@ -109,15 +109,10 @@ class Program:
         """`wrt` checked, or by default the free variables of the (selected) outputs."""
         if wrt is None:
             return self.needed_variables(outputs)
-        seen = set()
+        self._check_names(wrt, self.variables, "a variable", "--wrt")
         for name in wrt:
-            if name not in self.variables:
-                known = ", ".join(self.variables) or "none"
-                raise JacliError(f"'{name}' is not a variable of the program "
-                                 f"(its variables: {known})", origin="--wrt")
-            if name in seen:
+            if list(wrt).count(name) > 1:
                 raise JacliError(f"'{name}' is named twice", origin="--wrt")
-            seen.add(name)
         return list(wrt)
 
     def unused(self, names) -> list[str]:
@@ -130,7 +125,7 @@ class Program:
         return [v for v in self.variables if needed[self.tape.variable_nodes[v]]]
 
     def _output_nodes(self, outputs: list[str]) -> list[int]:
-        return [self.tape.output_nodes[self.tape.outputs.index(o)] for o in outputs]
+        return [self.tape.output_node(o) for o in outputs]
 
     def _bind(self, point: Mapping, output_nodes: list[int]):
         """Arrays (B,) for every variable the outputs need; B; whether batched."""
@@ -260,11 +255,13 @@ class Program:
         return self._run("hessian", point, self._one_output(output, "hess"), wrt, progress)
 
     @staticmethod
-    def _check_names(given: Mapping, known: list[str], what: str, origin: str) -> None:
+    def _check_names(given, known: list[str], what: str, origin: str) -> None:
+        """Every name in `given` is among `known`, or a JacliError naming the first that is not."""
         for name in given:
             if name not in known:
+                kind = what.split()[-1] + "s"          # "a variable" -> "variables"
                 raise JacliError(f"'{name}' is not {what} of the program "
-                                 f"({', '.join(known) or 'none'})", origin=origin)
+                                 f"(its {kind}: {', '.join(known) or 'none'})", origin=origin)
 
     def trace(self, point: Mapping, wrt: Sequence[str] | None = None,
               outputs: Sequence[str] | None = None) -> Trace:

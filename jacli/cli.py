@@ -557,8 +557,6 @@ def _make_command(command: str) -> None:
 def _run_tape(job: _Job, fmt: str, output: str | None) -> int:
     from .tape_view import explain_steps, tape_rows, write_explain, write_tape
 
-    if job.reader is not None:
-        raise JacliError("tape shows one point: give it with --at", origin="--points")
     if output and Path(output).suffix.lower() in (".npy", ".npz"):
         raise JacliError("the tape is text: write it to .txt, .csv or .jsonl", origin="-o")
     # With no values at all the tape is shown as recorded; with some, all must be given.

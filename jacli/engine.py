@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .errors import line_col
 from .prims import PRIMITIVES
 from .tape import CONST, VAR, Tape
 
@@ -41,8 +42,7 @@ class DomainWarning:
         text = f"{what}: {self.kind}"
         if self.span:
             start, end = self.span
-            line = source.count("\n", 0, start) + 1
-            col = start - (source.rfind("\n", 0, start) + 1) + 1
+            line, col = line_col(source, start)
             snippet = source[start:end]
             if len(snippet) > 40:
                 snippet = snippet[:37] + "..."
@@ -223,16 +223,25 @@ class Sweep:
     partials: Partials | None
 
 
-def evaluate(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[int],
-             wrt: list[str] | None, log: WarningLog, keep: bool = False,
-             mode: str = "reverse") -> Sweep:
-    """Values of `output_nodes` and, if `wrt` is given, their Jacobian w.r.t. `wrt`:
-    one reverse sweep per output (`mode="reverse"`) or one forward sweep per input."""
+def _values(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[int],
+            log: WarningLog) -> tuple[list[bool], list, np.ndarray]:
+    """The forward pass: which nodes are needed, every needed node's value, and the
+    outputs' values gathered as (B, m)."""
     needed = tape.dependencies(output_nodes)
     values = forward(tape, env, needed, log)
     outputs = np.empty((batch, len(output_nodes)))
     for k, node in enumerate(output_nodes):
         outputs[:, k] = values[node]
+    return needed, values, outputs
+
+
+def evaluate(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[int],
+             wrt: list[str] | None, log: WarningLog, keep: bool = False,
+             mode: str = "reverse") -> Sweep:
+    """Values of `output_nodes` and, if `wrt` is given, their Jacobian w.r.t. `wrt`:
+    one reverse sweep per output (`mode="reverse"`) or one forward sweep per input.
+    With `keep`, the values, partials and (reverse mode) adjoints are kept for a trace."""
+    needed, values, outputs = _values(tape, env, batch, output_nodes, log)
     if wrt is None:
         return Sweep(values, outputs, None, None, None)
 
@@ -264,16 +273,13 @@ def evaluate(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: l
 def jvp(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[int],
         tangent: dict[str, np.ndarray], log: WarningLog) -> tuple[np.ndarray, np.ndarray]:
     """Values (B, m) and J.v (B, m) for the tangent `v` given per variable."""
-    needed = tape.dependencies(output_nodes)
-    values = forward(tape, env, needed, log)
+    needed, values, outputs = _values(tape, env, batch, output_nodes, log)
     depends = tape.depends_on(list(tangent))
     seeds = {tape.variable_nodes[name]: t for name, t in tangent.items()
              if name in tape.variable_nodes}
     tangents = forward_sweep(tape, Partials(tape, values, log), seeds, depends, needed)
-    outputs = np.empty((batch, len(output_nodes)))
     result = np.zeros((batch, len(output_nodes)))
     for k, node in enumerate(output_nodes):
-        outputs[:, k] = values[node]
         if tangents[node] is not None:
             result[:, k] = tangents[node]
     return outputs, result
@@ -282,17 +288,13 @@ def jvp(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[i
 def vjp(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[int],
         cotangent: list, wrt: list[str], log: WarningLog) -> tuple[np.ndarray, np.ndarray]:
     """Values (B, m) and u^T.J (B, n) for the cotangent `u` given per output."""
-    needed = tape.dependencies(output_nodes)
-    values = forward(tape, env, needed, log)
+    _, values, outputs = _values(tape, env, batch, output_nodes, log)
     depends = tape.depends_on(wrt)
     seeds: dict[int, object] = {}
     for node, u in zip(output_nodes, cotangent):
         if depends[node]:
             seeds[node] = _accumulate(seeds.get(node), u)
     adjoints = reverse_sweep(tape, Partials(tape, values, log), seeds, depends)
-    outputs = np.empty((batch, len(output_nodes)))
-    for k, node in enumerate(output_nodes):
-        outputs[:, k] = values[node]
     result = np.zeros((batch, len(wrt)))
     for j, name in enumerate(wrt):
         node = tape.variable_nodes.get(name)

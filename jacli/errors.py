@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def line_col(source: str, position: int) -> tuple[int, int]:
+    """1-based line and column of a character offset into `source`."""
+    line = source.count("\n", 0, position) + 1
+    return line, position - (source.rfind("\n", 0, position) + 1) + 1
+
+
 class JacliError(Exception):
     """Bad input: a program, an option or a points file that jacli cannot use.
 
@@ -29,10 +35,7 @@ class JacliError(Exception):
         """1-based line and column of the span's start."""
         if self.span is None or self.source is None:
             return None
-        start = self.span[0]
-        line = self.source.count("\n", 0, start) + 1
-        col = start - (self.source.rfind("\n", 0, start) + 1) + 1
-        return line, col
+        return line_col(self.source, self.span[0])
 
     def render(self) -> str:
         """The message as the CLI prints it: location, the source line, a caret."""

@@ -52,16 +52,11 @@ def _graph(program: Program, outputs: Sequence[str] | None,
            values: Sequence[float | None] | None) -> tuple[list[_GraphNode], list[_GraphEdge]]:
     tape = program.tape
     selected = program.select_outputs(list(outputs) if outputs else None)
-    roots = [tape.output_nodes[tape.outputs.index(o)] for o in selected]
+    roots = [tape.output_node(o) for o in selected]
     if values is not None and len(values) != len(tape.nodes):
         raise ValueError(f"values has {len(values)} entries; the tape has {len(tape.nodes)}")
     needed = tape.dependencies(roots)
-    names: dict[int, list[str]] = {}
-    for name, index in tape.names.items():
-        names.setdefault(index, []).append(name)
-    for name, index in zip(tape.outputs, tape.output_nodes):  # unnamed outputs: f1, f2, ...
-        if name not in names.get(index, []):
-            names.setdefault(index, []).append(name)
+    names = tape.labels()
     is_output = set(roots)
     nodes, edges = [], []
     for index, node in enumerate(tape.nodes):

@@ -17,7 +17,7 @@ from lark import Lark, Token, Transformer
 from lark.lexer import Lexer
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
-from .errors import JacliError
+from .errors import JacliError, line_col
 from .prims import CONSTANTS, FUNCTIONS, VARIADIC
 from .tape import Tape, paused_gc
 
@@ -120,7 +120,7 @@ class _TapeBuilder(Transformer):
             raise JacliError(f"'{name}' is already defined", span)
         if name in self.used_as_input:
             first = self.used_as_input[name]
-            line = self.tape.source.count("\n", 0, first.start_pos) + 1
+            line, _ = line_col(self.tape.source, first.start_pos)
             raise JacliError(f"'{name}' is defined here but was used earlier (line {line}) "
                              "as an input: define a name before using it", span)
         self.tape.names[name] = value.index

@@ -41,7 +41,7 @@ def derivatives(program: Program, outputs: list[str], wrt: list[str],
     taken = set(program.variables) | set(tape.names)
     entries = []
     for out in outputs:
-        root = tape.output_nodes[tape.outputs.index(out)]
+        root = tape.output_node(out)
         gradient = gradient_nodes(tape, root, wrt, ops)
         for i, first in enumerate(wrt):
             if order == 1:

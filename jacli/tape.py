@@ -76,6 +76,20 @@ class Tape:
                     dict(self.variable_nodes), list(self.outputs), list(self.output_nodes),
                     list(self.output_spans), dict(self.names), dict(self._index), {})
 
+    def output_node(self, name: str) -> int:
+        return self.output_nodes[self.outputs.index(name)]
+
+    def labels(self) -> dict[int, list[str]]:
+        """The names each node carries: its `let` or output names, and f1, f2, ... for
+        unnamed outputs."""
+        labels: dict[int, list[str]] = {}
+        for name, index in self.names.items():
+            labels.setdefault(index, []).append(name)
+        for name, index in zip(self.outputs, self.output_nodes):
+            if name not in labels.get(index, []):
+                labels.setdefault(index, []).append(name)
+        return labels
+
     def text(self, index: int) -> str:
         """The source text a node came from (empty for nodes made by rules)."""
         span = self.nodes[index].span

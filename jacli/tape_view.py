@@ -20,14 +20,9 @@ def entry_name(index: int) -> str:
 def tape_rows(program: Program, outputs: list[str], trace: Trace | None) -> list[dict]:
     """Every tape entry the selected outputs need, in tape order."""
     tape = program.tape
-    roots = [tape.output_nodes[tape.outputs.index(o)] for o in outputs]
+    roots = [tape.output_node(o) for o in outputs]
     needed = tape.dependencies(roots)
-    labels: dict[int, list[str]] = {}
-    for name, index in tape.names.items():
-        labels.setdefault(index, []).append(name)
-    for name, index in zip(tape.outputs, tape.output_nodes):
-        if name not in labels.get(index, []):
-            labels.setdefault(index, []).append(name)
+    labels = tape.labels()
     rows = []
     for index, node in enumerate(tape.nodes):
         if not needed[index]:
