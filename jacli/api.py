@@ -13,8 +13,7 @@ Results of a single point have no batch axis; results of arrays have it first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -30,8 +29,7 @@ from .tape import Tape, paused_gc
 CHUNK = 1 << 13
 
 
-@dataclass
-class Result:
+class Result(NamedTuple):
     """Values (and derivatives) of a program at B points.
 
     `value` is (B, m) and `jacobian` (B, m, n); for a single point the B axis is
@@ -42,7 +40,7 @@ class Result:
     at: dict[str, np.ndarray]
     value: np.ndarray
     jacobian: np.ndarray | None = None
-    warnings: list[DomainWarning] = field(default_factory=list)
+    warnings: Sequence[DomainWarning] = ()
     jvp: np.ndarray | None = None        # (B, m): J.v
     vjp: np.ndarray | None = None        # (B, n): u^T.J
     hessian: np.ndarray | None = None    # (B, n, n)
@@ -55,8 +53,7 @@ class Result:
         return self.jacobian[..., 0, :]
 
 
-@dataclass
-class Trace:
+class Trace(NamedTuple):
     """One point's pass through the tape, for showing how the Jacobian is built."""
     tape: Tape
     inputs: list[str]

@@ -39,7 +39,6 @@ of max, where the convention equals the average of both sides, pass.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -83,8 +82,7 @@ class Entry(NamedTuple):
 Failure = NamedTuple("Failure", [*Entry.__annotations__.items(), ("reason", str)])
 
 
-@dataclass
-class CheckResult:
+class CheckResult(NamedTuple):
     """AD against finite differences at B points; the arrays are (B, m, n) unless noted."""
     inputs: list[str]                 # n
     outputs: list[str]                # m
@@ -99,9 +97,9 @@ class CheckResult:
     reason_code: np.ndarray           # int: OK, or why the entry failed
     left: np.ndarray                  # one-sided slopes (f(x) - f(x - h/2)) / (h/2)
     right: np.ndarray                 # and (f(x + h/2) - f(x)) / (h/2)
-    rtol: float = DEFAULT_RTOL
-    atol: float = DEFAULT_ATOL
-    warnings: list = field(default_factory=list)   # domain warnings of the AD pass
+    rtol: float
+    atol: float
+    warnings: list                    # domain warnings of the AD pass
 
     @property
     def count(self) -> int:

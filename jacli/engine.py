@@ -12,7 +12,6 @@ two are never confused (np.float64 is not `float` by `type(...) is float`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import NamedTuple
 
@@ -29,8 +28,7 @@ _NUMPY_KINDS = {  # NumPy's floating-point error -> what jacli says
 }
 
 
-@dataclass(frozen=True)
-class DomainWarning:
+class DomainWarning(NamedTuple):
     """A floating-point domain error seen while evaluating one tape node."""
     kind: str                    # "division by zero (result is inf)", ...
     op: str                      # primitive name
@@ -50,13 +48,14 @@ class DomainWarning:
         return text
 
 
-@dataclass
 class WarningLog:
     """Collects floating-point warnings, one per (kind, operation)."""
-    seen: dict[tuple[str, str, bool], DomainWarning] = field(default_factory=dict)
-    node: int = -1
-    in_derivative: bool = False
-    tape: Tape | None = None
+
+    def __init__(self):
+        self.seen: dict[tuple[str, str, bool], DomainWarning] = {}
+        self.node = -1                 # the node being evaluated
+        self.in_derivative = False
+        self.tape: Tape | None = None
 
     def __call__(self, numpy_kind: str, flag: int) -> None:
         kind = _NUMPY_KINDS.get(numpy_kind, numpy_kind)
@@ -213,8 +212,7 @@ def forward_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
         return [materialize(t) for t in tangents]
 
 
-@dataclass
-class Sweep:
+class Sweep(NamedTuple):
     """Everything one evaluation computed, for the API and the tape view."""
     values: list                 # per node (None where not needed)
     outputs: np.ndarray          # (B, m)

@@ -7,15 +7,12 @@ the strings "nan", "inf" and "-inf" so the output stays valid JSON.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, field
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 import numpy as np
 
-@dataclass
-class Report:
+class Report(NamedTuple):
     """The results of one command over B rows, ready to be written."""
     command: str                      # eval | grad | jac | hess | jvp | vjp
     inputs: list[str]                 # n
@@ -24,11 +21,11 @@ class Report:
     at: np.ndarray                    # (B, len(variables))
     value: np.ndarray                 # (B, m)
     jacobian: np.ndarray | None       # (B, m, n)
-    bad_rows: dict[int, str] = field(default_factory=dict)
-    hessian: np.ndarray | None = None  # (B, n, n)
-    jvp: np.ndarray | None = None      # (B, m)
-    vjp: np.ndarray | None = None      # (B, n)
-    first_row: int = 0                 # rows are numbered from first_row + 1
+    bad_rows: dict[int, str]          # row (0-based in this report) -> why it is bad
+    hessian: np.ndarray | None        # (B, n, n)
+    jvp: np.ndarray | None            # (B, m)
+    vjp: np.ndarray | None            # (B, n)
+    first_row: int                    # rows are numbered from first_row + 1
 
     @staticmethod
     def concat(reports: list["Report"]) -> "Report":
@@ -109,6 +106,8 @@ def write_plain(report: Report, out: TextIO, header: bool = True) -> None:
 
 
 def write_json(report: Report, out: TextIO, header: bool = True) -> None:
+    import json   # here, not at the top: a one-point run in plain text never needs it
+
     head = (f'{{"inputs": {json.dumps(report.inputs)}, '
             f'"outputs": {json.dumps(report.outputs)}, ')
     names = [json.dumps(name) for name in report.variables]

@@ -1,21 +1,22 @@
 """Program text -> tape.
 
-Lark's LALR parser calls the callbacks of `_TapeBuilder` as it reduces each rule
-(an inline transformer), so the tape is built in one pass with no parse tree and no
-recursion: 100,000-deep nesting parses like anything else. Every value passed up
-between callbacks is an `_Expr`: a node index and the source span it came from.
+An LALR(1) shift-reduce loop calls the callbacks of `_TapeBuilder` as it reduces each
+rule, so the tape is built in one pass with no parse tree and no recursion: 100,000-deep
+nesting parses like anything else. Every value passed up between callbacks is an
+`_Expr`: a node index and the source span it came from.
+
+Lark computes the LALR tables from grammar/jacli.lark. They are kept, as plain data, in
+grammar/jacli_lalr.py (`python -m jacli.parse` writes it), so a run of jacli needs no Lark
+at all: importing and setting up Lark would cost more than the rest of a one-point
+gradient. When the grammar and that file disagree, the tables are made again with Lark.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
-import threading
-from importlib import resources
 from typing import NamedTuple
-
-from lark import Lark, Token, Transformer
-from lark.lexer import Lexer
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from .errors import JacliError, line_col
 from .prims import CONSTANTS, FUNCTIONS, VARIADIC
@@ -43,19 +44,14 @@ def _span(first, last) -> tuple[int, int]:
     return start, end
 
 
-class _TapeBuilder(Transformer):
-    """The callbacks Lark runs on each reduction; `tape` is the program being built."""
+class _TapeBuilder:
+    """The callbacks run on each reduction, named as the rules' aliases in the grammar;
+    `tape` is the program being built."""
 
-    def __init__(self):
-        super().__init__(visit_tokens=False)
-        self.tape: Tape | None = None
-        self.used_as_input: dict[str, Token] = {}
-        self.pending_outputs: list[tuple[str | None, int, tuple[int, int]]] = []
-
-    def start_program(self, source: str) -> None:
+    def __init__(self, source: str):
         self.tape = Tape(source=source)
-        self.used_as_input = {}
-        self.pending_outputs = []
+        self.used_as_input: dict[str, _Token] = {}
+        self.pending_outputs: list[tuple[str | None, int, tuple[int, int]]] = []
 
     # --- expressions ---------------------------------------------------------------
     def number(self, children):
@@ -110,7 +106,7 @@ class _TapeBuilder(Transformer):
         return _Expr(self.tape.apply(name, tuple(a.index for a in args), span), *span)
 
     # --- statements ----------------------------------------------------------------
-    def _define(self, name_tok: Token, value: _Expr) -> None:
+    def _define(self, name_tok: _Token, value: _Expr) -> None:
         name, span = str(name_tok), _span(name_tok, name_tok)
         if name in CONSTANTS:
             raise JacliError(f"'{name}' is a constant and cannot be defined", span)
@@ -138,6 +134,9 @@ class _TapeBuilder(Transformer):
         let_tok, name_tok, _eq, value = children
         self._define(name_tok, value)
 
+    def program(self, children):
+        pass
+
 
 def _close_matches(name: str) -> str:
     import difflib   # only for this message: kept out of every run's start-up
@@ -151,8 +150,7 @@ def _close_matches(name: str) -> str:
 
 # The terminals of grammar/jacli.lark as one regular expression, scanned in C by
 # re.finditer: several times faster than Lark's lexer, which matches token by token in
-# Python. Lark still parses (LALR, from the grammar's rules). test_parse.py checks
-# that the two lexers agree.
+# Python. test_parse.py checks that the two lexers agree.
 _TOKEN_RE = re.compile(r"""
     (?P<NUMBER>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
   | (?P<NAME>[A-Za-z_][A-Za-z0-9_]*)
@@ -166,14 +164,8 @@ _TOKEN_RE = re.compile(r"""
 
 
 class _Token(str):
-    """A token as Lark's parser needs it, lighter than lark.Token (which is several times
-    slower to create): its text, `type`, `start_pos` and `end_pos`."""
+    """A token: its text, `type` (the grammar's terminal name), `start_pos` and `end_pos`."""
     __slots__ = ("type", "start_pos", "end_pos")
-    line = column = end_line = end_column = None
-
-    @property
-    def value(self) -> str:
-        return str(self)
 
 
 def _token(kind: str, text: str, start: int, end: int) -> _Token:
@@ -196,47 +188,157 @@ def tokens(source: str):
         yield _token(kind, text, match.start(), match.end())
 
 
-class _RegexLexer(Lexer):
-    def __init__(self, lexer_conf):
-        pass
+# --- the LALR(1) tables and the shift-reduce loop ----------------------------------------
 
-    def lex(self, text):   # Lark's interface for a custom lexer class: the whole text
-        return tokens(text)
+class _Spliced(list):
+    """The children of a helper rule Lark made for `(...)*`: spliced into the parent's."""
 
 
-def _load_parser() -> tuple[Lark, _TapeBuilder]:
-    grammar = resources.files("jacli.grammar").joinpath("jacli.lark").read_text()
-    builder = _TapeBuilder()
-    lark = Lark(grammar, start="program", parser="lalr", lexer=_RegexLexer,
-                keep_all_tokens=True, transformer=builder, maybe_placeholders=False,
-                cache=True)
-    return lark, builder
+class _Tables(NamedTuple):
+    start: int
+    end: int
+    rules: tuple     # (rule name, length, callback or "" (pass the child on, or splice
+                     # it for a helper), whether helper children are spliced in)
+    actions: tuple   # per state: symbol -> state to shift to (>= 0), or ~rule to reduce
 
 
-_parser: tuple[Lark, _TapeBuilder] | None = None
-_lock = threading.Lock()
+def tables_from_grammar(grammar: str) -> _Tables:
+    """The LALR(1) tables Lark computes for `grammar`, as plain data."""
+    from lark import Lark
+    from lark.parsers.lalr_analysis import Shift
+
+    lark = Lark(grammar, start="program", parser="lalr", keep_all_tokens=True,
+                maybe_placeholders=False)
+    table = lark.parser.parser.parser.parse_table
+    rules = list(lark.rules)
+    index = {id(rule): i for i, rule in enumerate(rules)}
+
+    def callback(rule) -> str:
+        if rule.alias:
+            return str(rule.alias)
+        if rule.origin.name.startswith("_") or (rule.options.expand1
+                                                and len(rule.expansion) == 1):
+            return ""    # `?rule: child` passes its child on; `__helper` is spliced
+        return str(rule.origin.name)
+
+    # Lark numbers its states differently from run to run: number them in the order a
+    # breadth-first walk from the start state meets them, so the tables are always the same.
+    start, end = table.start_states["program"], table.end_states["program"]
+    order = {start: 0}
+    walk = [start]
+    for state in walk:   # grows while it is walked
+        for symbol, (action, arg) in sorted(table.states.get(state, {}).items()):
+            if action is Shift and arg not in order:
+                order[arg] = len(order)
+                walk.append(arg)
+    actions = tuple(
+        {str(symbol): (order[arg] if action is Shift else ~index[id(arg)])
+         for symbol, (action, arg) in sorted(table.states.get(state, {}).items())}
+        for state in order)
+    return _Tables(order[start], order[end],
+                   tuple((str(r.origin.name), len(r.expansion), callback(r),
+                          any(s.name.startswith("_") and not s.is_term for s in r.expansion))
+                         for r in rules),
+                   actions)
+
+
+def write_tables(path: str, grammar_path: str) -> None:
+    """Write the tables of the grammar at `grammar_path` as a Python module."""
+    import lark
+
+    with open(grammar_path, encoding="utf-8") as f:
+        grammar = f.read()
+    tables = tables_from_grammar(grammar)
+    lines = [f'"""LALR(1) tables of jacli.lark, computed by Lark {lark.__version__}; written by '
+             '`python -m jacli.parse`.\n\nDo not edit: jacli/parse.py reads them, and makes '
+             'them again with Lark\nwhen GRAMMAR is not the text of jacli.lark."""',
+             "", f"GRAMMAR = {grammar!r}", "", f"START = {tables.start}",
+             f"END = {tables.end}", "", "RULES = ("]
+    lines += [f"    {rule!r}," for rule in tables.rules]
+    lines += [")", "", "ACTIONS = ("]
+    lines += [f"    {state!r}," for state in tables.actions]
+    lines += [")", ""]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+
+
+_tables: _Tables | None = None
+
+
+def _load_tables() -> _Tables:
+    global _tables
+    if _tables is None:
+        from .grammar import jacli_lalr as kept
+
+        with open(os.path.join(os.path.dirname(kept.__file__), "jacli.lark"),
+                  encoding="utf-8") as f:
+            grammar = f.read()
+        if grammar == kept.GRAMMAR:
+            _tables = _Tables(kept.START, kept.END, kept.RULES, kept.ACTIONS)
+        else:   # the grammar was edited since the tables were written
+            _tables = tables_from_grammar(grammar)
+    return _tables
+
+
+def _run_lalr(source: str, builder: _TapeBuilder) -> None:
+    tables = _load_tables()
+    rules, actions, end = tables.rules, tables.actions, tables.end
+    callbacks = [getattr(builder, name) if name else None for _, _, name, _ in rules]
+    states, values = [tables.start], []
+    for token in itertools.chain(tokens(source), [_token("$END", "", len(source), len(source))]):
+        while True:
+            action = actions[states[-1]].get(token.type)
+            if action is None:
+                raise _syntax_error(source, token, actions[states[-1]])
+            if action >= 0:
+                states.append(action)
+                values.append(token)
+                break
+            rule = ~action
+            name, size, _, splices = rules[rule]
+            if size:
+                children = values[-size:]
+                del values[-size:], states[-size:]
+            else:
+                children = []
+            if splices:
+                children = _flatten(children)
+            call = callbacks[rule]
+            if call is not None:
+                value = call(children)
+            elif size == 1 and not name.startswith("_"):
+                value = children[0]
+            else:
+                value = children if type(children) is _Spliced else _Spliced(children)
+            states.append(actions[states[-1]][name])
+            values.append(value)
+            if states[-1] == end:
+                return
+
+
+def _flatten(children: list) -> _Spliced:
+    """Splice helper-rule children in place; reusing the left one keeps `a, b, c, ...`
+    linear (the helper rules are left recursive)."""
+    first = children[0]
+    flat = first if type(first) is _Spliced else _Spliced([first])
+    for child in children[1:]:
+        if type(child) is _Spliced:
+            flat.extend(child)
+        else:
+            flat.append(child)
+    return flat
 
 
 def parse(source: str) -> Tape:
     """Parse a program into its tape, or raise JacliError with a span into `source`."""
-    global _parser
-    with _lock:
-        if _parser is None:
-            _parser = _load_parser()
-        lark, builder = _parser
-        builder.start_program(source)
-        try:
-            with paused_gc():
-                lark.parse(source)
-            tape, pending = builder.tape, builder.pending_outputs
-        except JacliError as error:
-            raise error.with_source(source)
-        except UnexpectedInput as error:
-            raise _syntax_error(lark, source, error) from None
-        finally:
-            builder.start_program("")   # let go of this program's tape
-    _name_outputs(tape, pending)
-    return tape
+    builder = _TapeBuilder(source)
+    try:
+        with paused_gc():
+            _run_lalr(source, builder)
+    except JacliError as error:
+        raise error.with_source(source)
+    _name_outputs(builder.tape, builder.pending_outputs)
+    return builder.tape
 
 
 def _name_outputs(tape: Tape, pending) -> None:
@@ -250,13 +352,8 @@ def _name_outputs(tape: Tape, pending) -> None:
         tape.add_output(name, index, span)
 
 
-def _syntax_error(lark: Lark, source: str, error: UnexpectedInput) -> JacliError:
-    if isinstance(error, UnexpectedCharacters):
-        return _unexpected_character(source, error.pos_in_stream)
-
-    assert isinstance(error, UnexpectedToken)
-    token = error.token
-    expected = _expected(error.expected)
+def _syntax_error(source: str, token: _Token, expected_symbols) -> JacliError:
+    expected = _expected(expected_symbols)
     if token.type == "$END":
         end = len(source.rstrip())
         return JacliError(f"unexpected end of program: expected {expected}", (end, end + 1),
@@ -268,7 +365,7 @@ def _syntax_error(lark: Lark, source: str, error: UnexpectedInput) -> JacliError
         return JacliError(f"unexpected end of statement: expected {expected}",
                           (position, position + 1), source)
     span = (token.start_pos, token.end_pos)
-    suggestion = _implicit_multiplication(lark, source, token)
+    suggestion = _implicit_multiplication(source, token)
     if token.type == "NAME" and token.startswith("_") and token.start_pos > 0 \
             and source[token.start_pos - 1].isdigit():
         return JacliError("'_' is not accepted inside a number", span, source,
@@ -283,7 +380,7 @@ def _syntax_error(lark: Lark, source: str, error: UnexpectedInput) -> JacliError
     return JacliError(f"unexpected {what}: expected {expected}", span, source)
 
 
-def _looks_like_radix_literal(source: str, token: Token) -> bool:
+def _looks_like_radix_literal(source: str, token: _Token) -> bool:
     """`0x10`, `0b101`, `0o17`: a lone 0 directly followed by x/b/o and more."""
     start = token.start_pos
     return (token.type == "NAME" and len(token) > 1 and token[0] in "xXbBoO"
@@ -304,18 +401,15 @@ def _expected(terminals) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
-def _implicit_multiplication(lark: Lark, source: str, token: Token) -> str | None:
+def _implicit_multiplication(source: str, token: _Token) -> str | None:
     """`2x`, `x y`, `2(x+1)`, `(a)(b)`: the explicit form with `*` inserted, else None."""
     if token.type not in ("NUMBER", "NAME", "LPAR"):
         return None
     seen = []
-    try:
-        for tok in tokens(source):
-            seen.append(tok)
-            if tok.start_pos >= token.start_pos:
-                break
-    except UnexpectedInput:
-        return None
+    for tok in tokens(source):   # the text before `token` has been lexed already
+        seen.append(tok)
+        if tok.start_pos >= token.start_pos:
+            break
     if len(seen) < 2 or seen[-2].type not in ("NUMBER", "NAME", "RPAR"):
         return None
     before, after = seen[-2], seen[-1]
@@ -339,3 +433,10 @@ def _implicit_multiplication(lark: Lark, source: str, token: Token) -> str | Non
             i -= 1
     explicit = source[start:before.end_pos] + "*" + source[after.start_pos:end]
     return explicit if len(explicit) <= 60 else source[before.start_pos:before.end_pos] + "*" + str(after)
+
+
+
+if __name__ == "__main__":   # python -m jacli.parse: write the tables after editing the grammar
+    _grammar_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "grammar")
+    write_tables(os.path.join(_grammar_dir, "jacli_lalr.py"),
+                 os.path.join(_grammar_dir, "jacli.lark"))

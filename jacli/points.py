@@ -8,14 +8,11 @@ good row still gets its result, in order, and the output can say which row faile
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import math
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 
@@ -25,13 +22,12 @@ from .errors import JacliError
 CHUNK_ROWS = 1 << 16
 
 
-@dataclass
-class Points:
+class Points(NamedTuple):
     """Rows `first_row ...` of a points file: one float array per column, and the
     rows (0-based within the chunk) that could not be read."""
     columns: dict[str, np.ndarray]
     count: int
-    bad_rows: dict[int, str] = field(default_factory=dict)
+    bad_rows: dict[int, str]   # each chunk has its own dict
     first_row: int = 0
 
     def good_mask(self) -> np.ndarray:
@@ -150,6 +146,8 @@ class PointsReader:
         if line is None or not line.strip():
             raise JacliError(f"{self.origin} is empty: expected a header row naming the "
                              "variables", origin="--points")
+        import csv   # csv and json are imported where used: --at alone never needs them
+
         self.header = [name.strip() for name in next(csv.reader([line]))]
         missing = [name for name in self.required if name not in self.header]
         if missing:
@@ -168,7 +166,7 @@ class PointsReader:
             for start in range(0, max(len(self.array), 1), rows):
                 block = np.asarray(self.array[start:start + rows], dtype=float)
                 yield Points({name: block[:, j] for j, name in enumerate(self.columns)},
-                             len(block), first_row=start)
+                             len(block), {}, start)
             return
         try:
             yield from self._text_chunks(rows)
@@ -208,8 +206,7 @@ class PointsReader:
         for row, line in enumerate(lines):
             if isinstance(line, _Undecodable):
                 points.bad_rows[row] = str(line)
-        points.first_row = first_row
-        return points
+        return points._replace(first_row=first_row)
 
 
 class _Undecodable(str):
@@ -251,6 +248,8 @@ def _read_csv_fast(body: list[str], width: int, used: list[int]) -> np.ndarray |
 
 def _read_csv_rows(body: list[str], header: list[str], used: list[int]):
     """Row by row, recording each bad row's problem instead of stopping."""
+    import csv
+
     data = np.full((len(body), len(used)), np.nan)
     bad: dict[int, str] = {}
     for row, line in enumerate(body):
@@ -269,6 +268,8 @@ def _read_csv_rows(body: list[str], header: list[str], used: list[int]):
 
 
 def _parse_jsonl(lines: list[str], wanted: list[str], required: list[str]) -> Points:
+    import json
+
     columns: dict[str, np.ndarray] = {}
     bad: dict[int, str] = {}
     for row, line in enumerate(lines):

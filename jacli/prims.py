@@ -17,17 +17,15 @@ the engine treats those as symbolic constants and skips the multiplication.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 VARIADIC = -1  # arity of min and max: two or more arguments
 
 
-@dataclass(frozen=True)
-class Primitive:
+class Primitive(NamedTuple):
     name: str
     arity: int
     forward: Callable

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .prims import PRIMITIVES
 
@@ -18,8 +18,7 @@ VAR = "var"
 CONST = "const"
 
 
-@dataclass(slots=True)
-class Node:
+class Node(NamedTuple):
     op: str                          # a primitive name, VAR or CONST
     args: tuple[int, ...] = ()
     span: tuple[int, int] | None = None
@@ -27,18 +26,21 @@ class Node:
     value: float | None = None       # the number, for CONST
 
 
-@dataclass
 class Tape:
-    source: str = ""
-    nodes: list[Node] = field(default_factory=list)
-    variables: list[str] = field(default_factory=list)     # free variables, first appearance
-    variable_nodes: dict[str, int] = field(default_factory=dict)
-    outputs: list[str] = field(default_factory=list)
-    output_nodes: list[int] = field(default_factory=list)
-    output_spans: list[tuple[int, int]] = field(default_factory=list)
-    names: dict[str, int] = field(default_factory=dict)    # let and output names -> node
-    _index: dict[tuple, int] = field(default_factory=dict, repr=False)
-    _masks: dict = field(default_factory=dict, repr=False)
+    def __init__(self, source: str = ""):
+        self.source = source
+        self.nodes: list[Node] = []
+        self.variables: list[str] = []           # free variables, in order of first appearance
+        self.variable_nodes: dict[str, int] = {}
+        self.outputs: list[str] = []
+        self.output_nodes: list[int] = []
+        self.output_spans: list[tuple[int, int]] = []
+        self.names: dict[str, int] = {}          # let and output names -> node
+        self._index: dict[tuple, int] = {}       # hash-consing: (op, args) -> node
+        self._masks: dict = {}                   # dependencies(), remembered
+
+    def __repr__(self) -> str:
+        return f"Tape({len(self.nodes)} nodes, outputs {self.outputs})"
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -72,9 +74,12 @@ class Tape:
 
     def copy(self) -> "Tape":
         """An independent tape with the same nodes, to be extended (derivative nodes)."""
-        return Tape(self.source, list(self.nodes), list(self.variables),
-                    dict(self.variable_nodes), list(self.outputs), list(self.output_nodes),
-                    list(self.output_spans), dict(self.names), dict(self._index), {})
+        tape = Tape(self.source)
+        tape.nodes, tape.variables = list(self.nodes), list(self.variables)
+        tape.variable_nodes, tape.names = dict(self.variable_nodes), dict(self.names)
+        tape.outputs, tape.output_nodes = list(self.outputs), list(self.output_nodes)
+        tape.output_spans, tape._index = list(self.output_spans), dict(self._index)
+        return tape
 
     def output_node(self, name: str) -> int:
         return self.output_nodes[self.outputs.index(name)]

@@ -43,8 +43,7 @@ class Wrapped:
 
     def jacobian(self, point, wrt=None, outputs=None):
         result = self.program.jacobian(point, wrt, outputs)
-        result.jacobian = self.change(np.array(result.jacobian))
-        return result
+        return result._replace(jacobian=self.change(np.array(result.jacobian)))
 
     def eval(self, point, outputs=None):
         self.eval_calls += 1

@@ -406,3 +406,67 @@ def test_the_regex_lexer_agrees_with_larks_lexer_on_the_grammar():
         ours = [(t.type, str(t), t.start_pos, t.end_pos) for t in tokens(program)]
         theirs = [(t.type, str(t), t.start_pos, t.end_pos) for t in reference.lex(program)]
         assert ours == theirs, program
+
+
+def test_the_kept_lalr_tables_are_the_ones_lark_computes_from_the_grammar():
+    """grammar/jacli_lalr.py must be rewritten (`python -m jacli.parse`) whenever
+    grammar/jacli.lark changes; this fails when it was not."""
+    from jacli.grammar import jacli_lalr as kept
+    from jacli.parse import tables_from_grammar
+
+    grammar = (Path(__file__).resolve().parents[1] / "grammar" / "jacli.lark").read_text()
+    assert kept.GRAMMAR == grammar
+    fresh = tables_from_grammar(grammar)
+    assert (kept.START, kept.END, kept.RULES, kept.ACTIONS) == tuple(fresh)
+
+
+def test_stale_kept_tables_are_made_again_from_the_grammar(monkeypatch):
+    import jacli.parse
+    from jacli.grammar import jacli_lalr as kept
+
+    monkeypatch.setattr(kept, "GRAMMAR", "// an older grammar")
+    monkeypatch.setattr(kept, "ACTIONS", ())   # unusable: parsing must not touch them
+    monkeypatch.setattr(jacli.parse, "_tables", None)
+    tape = parse("r = sqrt(x^2 + y^2)\nmax(x, y, 1)")
+    assert tape.outputs == ["r", "f2"]
+    monkeypatch.setattr(jacli.parse, "_tables", None)   # the next test loads the kept ones
+
+
+def test_the_shift_reduce_loop_accepts_exactly_what_larks_parser_accepts():
+    """Lark's own LALR parser on the same grammar is the reference: a program is a syntax
+    error for jacli exactly when Lark rejects it, at the same token."""
+    import random
+
+    from lark import Lark
+    from lark.exceptions import UnexpectedCharacters, UnexpectedToken
+
+    from tests.fuzz import program
+
+    grammar = (Path(__file__).resolve().parents[1] / "grammar" / "jacli.lark").read_text()
+    reference = Lark(grammar, start="program", parser="lalr", lexer="basic")
+    rng = random.Random(2026)
+    syntax_errors = 0
+    for _ in range(3000):
+        text = program(rng)
+        try:
+            reference.parse(text)
+            lark_error = None
+        except UnexpectedCharacters as error:
+            lark_error = error.pos_in_stream
+        except UnexpectedToken as error:
+            lark_error = error.token.start_pos if error.token.type != "$END" else "end"
+        try:
+            parse(text)
+            ours = None
+        except JacliError as error:
+            ours = error.message
+            start = error.span[0] if error.span else None
+        if lark_error is None:   # only a name or arity error can remain
+            assert ours is None or not ours.startswith(("unexpected", "implicit")), text
+        else:
+            syntax_errors += 1
+            assert ours is not None, text
+            if lark_error != "end" and ours.startswith(("unexpected '", "implicit",
+                                                        "unexpected character")):
+                assert start == lark_error, (text, ours)
+    assert syntax_errors > 300   # the damaged programs did reach the error paths

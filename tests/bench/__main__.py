@@ -726,7 +726,7 @@ def bench_b4(args, results: Results, rng, tmp: str) -> None:
               f"{med['both'] / med['lark']:>8.2f}x   (median of {repeats})", flush=True)
         if args.profile and size == sizes[-1]:
             profile(lambda: jacli.compile(source), f"B4 compile, {size:,} operations")
-            profile(lambda: program.grad(point, wrt=names), f"B4 grad, {size:,} operations")
+            profile(lambda p=program: p.grad(point, wrt=names), f"B4 grad, {size:,} operations")
         del program
     for small, large in zip(sizes, sizes[1:]):
         step = large / small
