@@ -127,3 +127,18 @@ def test_no_builtin_eval_or_exec_anywhere_in_the_package():
     offenders = {str(p.relative_to(PACKAGE)): lines for p in files
                  if (lines := builtin_eval_exec_calls(_tree(p)))}
     assert offenders == {}, f"calls to eval/exec: {offenders}"
+
+
+def test_a_one_point_run_loads_no_parser_generator_no_rich_and_no_batch_readers():
+    """Start-up time: `jacli grad ... --at ...` parses with the kept LALR tables (no
+    Lark), prints plain text (no Rich) and reads no points file (no csv, no json)."""
+    code = ("import sys\n"
+            "sys.argv = ['jacli', 'grad', 'x^2*y + sin(z)', '--at', 'x=1,y=2,z=3']\n"
+            "from jacli.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'lark', 'rich', 'csv', 'json'}))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=PACKAGE.parent, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["4.0 1.0 -0.9899924966004454", "[]"]
