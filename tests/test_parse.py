@@ -440,7 +440,7 @@ def test_the_shift_reduce_loop_accepts_exactly_what_larks_parser_accepts():
     from lark import Lark
     from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 
-    from tests.fuzz import program
+    from fuzz import program
 
     grammar = (Path(__file__).resolve().parents[1] / "grammar" / "jacli.lark").read_text()
     reference = Lark(grammar, start="program", parser="lalr", lexer="basic")
