@@ -882,3 +882,21 @@ def test_command_line_errors_exit_2_naming_the_problem(args, named):
     code, out, err = invoke_jacli(*args, input="")
     assert_clean_failure(code, out, err)
     assert named in err, err
+
+
+@pytest.mark.parametrize("args", [("grad", "--help"), ("jac", "--bogus"), ("hess",),
+                                  ("check", "x", "--at"), ("eval", "x", "--at", "x=2")])
+def test_a_run_of_one_command_reads_as_the_whole_app(args):
+    """`jacli COMMAND ...` builds only that command (start-up time): its help, usage
+    errors, output and exit status are those of the app with every command."""
+    from typer.testing import CliRunner
+
+    from jacli import cli
+
+    def run(app):
+        result = CliRunner().invoke(app, list(args), prog_name="jacli")
+        return result.exit_code, result.stdout, result.stderr
+
+    one = cli._app_for(["jacli", *args])
+    assert one is not cli.app and len(one.registered_commands) == 1
+    assert run(one) == run(cli.app)
