@@ -22,7 +22,8 @@ signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # The cycle collector would run dozens of times while NumPy and typer load, finding no
-# garbage: about 2 ms of a one-point run. It is held only for these imports.
+# garbage: about 2 ms of a one-point run. It is held only for these imports (as
+# tape.paused_gc does; importing that would load NumPy first).
 _collecting = gc.isenabled()
 gc.disable()
 try:

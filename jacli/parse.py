@@ -242,11 +242,18 @@ def tables_from_grammar(grammar: str) -> _Tables:
                    actions)
 
 
-def write_tables(path: str, grammar_path: str) -> None:
-    """Write the tables of the grammar at `grammar_path` as a Python module."""
+def _grammar_path(name: str) -> str:
+    """A file of the grammar package (grammar/ in a checkout, jacli/grammar/ installed)."""
+    from . import grammar
+
+    return os.path.join(os.path.dirname(grammar.__file__), name)
+
+
+def write_tables() -> None:
+    """Write the tables of jacli.lark to jacli_lalr.py beside it."""
     import lark
 
-    with open(grammar_path, encoding="utf-8") as f:
+    with open(_grammar_path("jacli.lark"), encoding="utf-8") as f:
         grammar = f.read()
     tables = tables_from_grammar(grammar)
     lines = [f'"""LALR(1) tables of jacli.lark, computed by Lark {lark.__version__}; written by '
@@ -258,7 +265,7 @@ def write_tables(path: str, grammar_path: str) -> None:
     lines += [")", "", "ACTIONS = ("]
     lines += [f"    {state!r}," for state in tables.actions]
     lines += [")", ""]
-    with open(path, "w", encoding="utf-8") as f:
+    with open(_grammar_path("jacli_lalr.py"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
 
 
@@ -270,8 +277,7 @@ def _load_tables() -> _Tables:
     if _tables is None:
         from .grammar import jacli_lalr as kept
 
-        with open(os.path.join(os.path.dirname(kept.__file__), "jacli.lark"),
-                  encoding="utf-8") as f:
+        with open(_grammar_path("jacli.lark"), encoding="utf-8") as f:
             grammar = f.read()
         if grammar == kept.GRAMMAR:
             _tables = _Tables(kept.START, kept.END, kept.RULES, kept.ACTIONS)
@@ -280,10 +286,18 @@ def _load_tables() -> _Tables:
     return _tables
 
 
+def _splice(children: list) -> _Spliced:
+    return children if type(children) is _Spliced else _Spliced(children)
+
+
 def _run_lalr(source: str, builder: _TapeBuilder) -> None:
     tables = _load_tables()
     rules, actions, end = tables.rules, tables.actions, tables.end
-    callbacks = [getattr(builder, name) if name else None for _, _, name, _ in rules]
+    # Per rule: the builder's callback; for a helper rule, _splice; else None: the
+    # rule's only child is passed on as it is.
+    callbacks = [getattr(builder, callback) if callback
+                 else _splice if name.startswith("_") else None
+                 for name, _, callback, _ in rules]
     states, values = [tables.start], []
     for token in itertools.chain(tokens(source), [_token("$END", "", len(source), len(source))]):
         while True:
@@ -304,12 +318,7 @@ def _run_lalr(source: str, builder: _TapeBuilder) -> None:
             if splices:
                 children = _flatten(children)
             call = callbacks[rule]
-            if call is not None:
-                value = call(children)
-            elif size == 1 and not name.startswith("_"):
-                value = children[0]
-            else:
-                value = children if type(children) is _Spliced else _Spliced(children)
+            value = children[0] if call is None else call(children)
             states.append(actions[states[-1]][name])
             values.append(value)
             if states[-1] == end:
@@ -437,6 +446,4 @@ def _implicit_multiplication(source: str, token: _Token) -> str | None:
 
 
 if __name__ == "__main__":   # python -m jacli.parse: write the tables after editing the grammar
-    _grammar_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "grammar")
-    write_tables(os.path.join(_grammar_dir, "jacli_lalr.py"),
-                 os.path.join(_grammar_dir, "jacli.lark"))
+    write_tables()

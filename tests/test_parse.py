@@ -429,7 +429,6 @@ def test_stale_kept_tables_are_made_again_from_the_grammar(monkeypatch):
     monkeypatch.setattr(jacli.parse, "_tables", None)
     tape = parse("r = sqrt(x^2 + y^2)\nmax(x, y, 1)")
     assert tape.outputs == ["r", "f2"]
-    monkeypatch.setattr(jacli.parse, "_tables", None)   # the next test loads the kept ones
 
 
 def test_the_shift_reduce_loop_accepts_exactly_what_larks_parser_accepts():
