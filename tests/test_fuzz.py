@@ -2,7 +2,8 @@
 
 Whatever the input, jacli answers with a result or its own error (with a span when
 it points into the program), and the command line exits 0 or 2, never with a
-traceback. The default run is bounded for CI; for a long run set
+traceback. The default run is bounded for CI (Hypothesis generating from the grammar
+costs about 0.15 s a program, so the grammar tests take a few seconds); for a long run set
 JACLI_FUZZ_EXAMPLES (e.g. JACLI_FUZZ_EXAMPLES=5000 pytest tests/test_fuzz.py), or, for
 volume, run the fast fuzzer: python -m tests.fuzz --programs 1000000.
 """
@@ -23,6 +24,8 @@ import jacli
 from jacli.cli import app
 
 EXAMPLES = int(os.environ.get("JACLI_FUZZ_EXAMPLES", "150"))
+# Generating from the grammar is the slow part: bounded apart from the cheap strategies.
+GRAMMAR_EXAMPLES = int(os.environ.get("JACLI_FUZZ_EXAMPLES", "20"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                        HealthCheck.data_too_large])
@@ -55,7 +58,7 @@ def _check(source: str) -> None:
     assert result.jacobian.shape == (len(program.outputs), len(program.variables))
 
 
-@FUZZ
+@settings(FUZZ, max_examples=GRAMMAR_EXAMPLES)
 @given(PROGRAMS)
 def test_programs_from_the_grammar_compile_and_run_or_fail_cleanly(source):
     _check(source)
@@ -101,7 +104,7 @@ def test_the_generator_reaches_valid_programs():
     """The grammar strategy is not vacuous: many of its programs compile."""
     compiled = 0
 
-    @settings(max_examples=100, deadline=None, database=None, derandomize=True)
+    @settings(max_examples=25, deadline=None, database=None, derandomize=True)
     @given(PROGRAMS)
     def count(source):
         nonlocal compiled
@@ -112,7 +115,7 @@ def test_the_generator_reaches_valid_programs():
             pass
 
     count()
-    assert compiled >= 5
+    assert compiled >= 2
 
 
 def test_the_fast_fuzzer_finds_nothing_in_a_short_run():
