@@ -518,11 +518,12 @@ def _execute(command: str, options: dict) -> None:
 
 def _write_failed(error: OSError) -> int:
     """The exit status of a failed write, said on standard error."""
+    if error.filename == "standard output":
+        # Nothing more can reach it: what is still buffered goes to /dev/null, quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     if error.errno == errno.EPIPE:
         # The reader went away (`| head -1`, a FIFO's reader): stop quietly, as other
-        # Unix tools do, and let nothing more reach the pipe.
-        if error.filename == "standard output":
-            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        # Unix tools do.
         return 141
     if isinstance(error, StdoutClosed):
         print("jacli: standard output is closed: nothing to write the results to "
