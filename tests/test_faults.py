@@ -364,12 +364,13 @@ def test_a_signal_mid_write_leaves_no_temporary_file(tmp_path, signum):
 # --- 12. Out of memory ----------------------------------------------------------------------
 
 def test_out_of_memory_is_exit_1_with_a_message_and_no_temporary_file(tmp_path):
-    n, rows = 100, 3000   # one chunk's Hessians alone: 3000 * 100 * 100 doubles, 229 MiB
+    # The Hessians that .npy gathers: 3000 * 100 * 100 doubles, 229 MiB, however chunked.
+    n, rows = 100, 3000
     data = tmp_path / "points.csv"
     data.write_text(",".join(f"x{i}" for i in range(n)) + "\n"
                     + ("," .join(["1"] * n) + "\n") * rows)
     program = " + ".join(f"x{i}*x{(i + 1) % n}" for i in range(n))
-    target = tmp_path / "h.csv"
+    target = tmp_path / "h.npy"
     target.write_text("old\n")
     done = sh(f"ulimit -v 200000; {JACLI} hess {shlex.quote(program)} --points {data} "
               f"-o {target}")
