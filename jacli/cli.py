@@ -322,8 +322,8 @@ _FORMAT_BY_SUFFIX = {".csv": "csv", ".jsonl": "json", ".json": "json", ".txt": "
 def _resolve_format(fmt: Format, output: str | None) -> str:
     """The format to write: --format, else told by -o's ending (an ending that tells
     nothing is refused: `-o out.xlsx` would be plain text), else by the terminal."""
-    if output == "-" or output is not None and descriptor_named(output) == 1:
-        output = None   # standard output, named
+    if output is not None and descriptor_named(output) == 1:
+        output = None   # standard output, by a name (/dev/stdout)
     suffix = Path(output).suffix.lower() if output else ""
     if fmt is not Format.auto:
         if suffix in (".npy", ".npz"):
@@ -487,6 +487,8 @@ COMMANDS = {
 
 def _execute(command: str, options: dict) -> None:
     """Run one command; turn bad input into exit status 2 with one message."""
+    if options.get("output") == "-":   # `-o -` is standard output, as `-f -` is standard input
+        options = {**options, "output": None}
     try:
         job = _Job(command, options)
         if command == "tape":
@@ -510,6 +512,8 @@ def _execute(command: str, options: dict) -> None:
         status = _write_failed(error)
     except OSError as error:   # reading the points failed (EIO, ...): not a write
         points = options.get("points")
+        if not points:
+            raise
         name = "standard input" if points == "-" else points
         _fail(JacliError(f"cannot read points file {name}: {error.strerror or error}",
                          origin="--points"))
