@@ -12,7 +12,6 @@ Expected texts are written out by hand; numbers come from Python's own arithmeti
 
 from __future__ import annotations
 
-import math
 import os
 import resource
 import shlex
@@ -26,7 +25,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO, _env, invoke_jacli, run_jacli
+from conftest import REPO, _env, invoke_jacli
 
 JACLI = f"{shlex.quote(sys.executable)} -m jacli"
 ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -36,7 +35,8 @@ ROWS = 2500     # polar's Jacobian: ~270 KB of CSV, 80 KB of .npy; the small dis
 
 def sh(script: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", "-c", script], capture_output=True, text=True,
-                          env={**_env(), **(env or {})}, timeout=60, **kwargs)
+                          stdin=subprocess.DEVNULL, env={**_env(), **(env or {})},
+                          timeout=60, **kwargs)
 
 
 def assert_quiet(err: str) -> None:
@@ -54,11 +54,6 @@ def points(tmp_path_factory):
     path = tmp_path_factory.mktemp("points") / "b1k.csv"
     path.write_text("x,y\n" + "".join(f"{i + 1},{(i % 7) - 3}\n" for i in range(ROWS)))
     return path
-
-
-def polar_row(x: float, y: float) -> list[float]:
-    r = math.hypot(x, y)
-    return [x, y, r, math.atan2(y, x), x / r, y / r, -y / r**2, x / r**2]
 
 
 @pytest.fixture(scope="module")
@@ -384,8 +379,8 @@ def test_out_of_memory_is_exit_1_with_a_message_and_no_temporary_file(tmp_path):
 
 @pytest.mark.skipif(not os.access("/proc/self/mem", os.R_OK), reason="needs /proc/self/mem")
 def test_a_points_read_error_is_not_reported_as_a_write_error():
-    code, out, err = run_jacli("eval", "x", "--points", "/proc/self/mem",
-                               "--points-format", "csv")
+    code, out, err = invoke_jacli("eval", "x", "--points", "/proc/self/mem",
+                                  "--points-format", "csv")
     assert code == 2, err
     assert "standard output" not in err
     assert err.startswith("jacli: error: --points: cannot read points file /proc/self/mem: ")
