@@ -1,7 +1,8 @@
 """The command line: parse options, call the library, hand results to a writer.
 
-Exit status: 0 success; 1 evaluation ran but some rows of --points failed;
-2 the command line or the program is wrong (one message, no traceback).
+Exit status: 0 success; 1 evaluation ran but some rows of --points failed, or the results
+could not be written (disk full); 2 the command line or the program is wrong (one message,
+no traceback); 141 the reader went away; 128 + N ended by signal N (jacli/output.py).
 """
 
 from __future__ import annotations
