@@ -1,17 +1,18 @@
 """The command line: parse options, call the library, hand results to a writer.
 
-Exit status: 0 success; 1 evaluation ran but some rows of --points failed;
-2 the command line or the program is wrong (one message, no traceback).
+Exit status: 0 success; 1 evaluation ran but some rows of --points failed, or the results
+could not be written (disk full); 2 the command line or the program is wrong (one message,
+no traceback); 141 the reader went away; 128 + N ended by signal N (jacli/output.py).
 """
 
 from __future__ import annotations
 
+import errno
 import gc
 import inspect
 import os
 import signal
 import sys
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
@@ -36,6 +37,8 @@ try:
     from .errors import JacliError
     from .prims import CONSTANTS, FUNCTIONS
     from .formats import TEXT_WRITERS, Report, save_npy, save_npz
+    from .output import (StdoutClosed, WriteError, clean_up_on_signals, descriptor_named,
+                         guard_standard_streams, target)
     from .points import Points, PointsReader, parse_at
 finally:
     if _collecting:
@@ -318,48 +321,25 @@ _FORMAT_BY_SUFFIX = {".csv": "csv", ".jsonl": "json", ".json": "json", ".txt": "
 
 
 def _resolve_format(fmt: Format, output: str | None) -> str:
+    """The format to write: --format, else told by -o's ending (an ending that tells
+    nothing is refused: `-o out.xlsx` would be plain text), else by the terminal."""
+    if output is not None and descriptor_named(output) == 1:
+        output = None   # standard output, by a name (/dev/stdout)
+    suffix = Path(output).suffix.lower() if output else ""
     if fmt is not Format.auto:
+        if suffix in (".npy", ".npz"):
+            raise JacliError(f"{output} is a NumPy file: --format {fmt.value} cannot be "
+                             "written to it", origin="-o",
+                             hint="leave out --format, or give -o a text ending (.csv, "
+                                  ".jsonl, .txt)")
         return fmt.value
     if output is not None:
-        return _FORMAT_BY_SUFFIX.get(Path(output).suffix.lower(), "plain")
+        if suffix and suffix not in _FORMAT_BY_SUFFIX and suffix not in (".npy", ".npz"):
+            raise JacliError(f"cannot tell the format of {output} from its ending",
+                             origin="-o", hint="use .csv, .jsonl, .txt, .npy or .npz, or "
+                                               "give --format")
+        return _FORMAT_BY_SUFFIX.get(suffix, "plain")
     return "table" if sys.stdout.isatty() else "plain"
-
-
-@contextmanager
-def _atomic_output(path: str, binary: bool = False):
-    """A file that appears under `path` only once it is completely written.
-
-    A symlink is followed; a FIFO or device (`-o /dev/stdout`) is written directly."""
-    if not path:
-        raise JacliError("the output path is empty", origin="-o")
-    import tempfile
-
-    target = Path(os.path.realpath(path))
-    mode, newline = ("wb", None) if binary else ("w", "\n")
-    if target.exists() and not target.is_file():
-        try:
-            with open(target, mode, newline=newline) as f:
-                yield f
-        except OSError as error:
-            raise JacliError(f"cannot write {path}: {error.strerror}", origin="-o") from None
-        return
-    try:
-        handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                        dir=target.parent)
-    except OSError as error:
-        raise JacliError(f"cannot write {path}: {error.strerror}", origin="-o") from None
-    try:
-        with os.fdopen(handle, mode, newline=newline) as f:
-            yield f
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # as a plain open() would create it, not mkstemp's 0600
-        os.replace(temp, target)
-    except OSError as error:
-        raise JacliError(f"cannot write {path}: {error.strerror}", origin="-o") from None
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
 
 
 class _Problems:
@@ -403,7 +383,7 @@ def _write_reports(job: _Job, fmt: str, output: str | None) -> int:
         for report, warnings in job.reports():
             problems.add(report, warnings)
             reports.append(report)
-        with _atomic_output(output, binary=True) as f:
+        with target(output, binary=True) as f:
             (save_npy if suffix == ".npy" else save_npz)(Report.concat(reports), f)
         return problems.finish()
     if fmt == "table" and output is None:
@@ -415,17 +395,11 @@ def _write_reports(job: _Job, fmt: str, output: str | None) -> int:
         render_report(shown, problems.rows)
         return problems.finish()
     writer = TEXT_WRITERS["plain" if fmt == "table" else fmt]
-    with (_atomic_output(output) if output else _stdout()) as out:
+    with target(output) as out:
         for number, (report, warnings) in enumerate(job.reports()):
             writer(report, out, header=number == 0)
             problems.add(report, warnings)
     return problems.finish()
-
-
-@contextmanager
-def _stdout():
-    yield sys.stdout
-    sys.stdout.flush()
 
 
 def _fail(error: JacliError) -> None:
@@ -514,6 +488,8 @@ COMMANDS = {
 
 def _execute(command: str, options: dict) -> None:
     """Run one command; turn bad input into exit status 2 with one message."""
+    if options.get("output") == "-":   # `-o -` is standard output, as `-f -` is standard input
+        options = {**options, "output": None}
     try:
         job = _Job(command, options)
         if command == "tape":
@@ -530,16 +506,36 @@ def _execute(command: str, options: dict) -> None:
         else:
             status = _write_reports(job, _resolve_format(options["format"], options["output"]),
                                     options["output"])
+        sys.stdout.flush()
     except JacliError as error:
         _fail(error)
-    except BrokenPipeError:
-        # The reader went away (`| head -1`): stop quietly, as other Unix tools do.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        status = 141
-    except OSError as error:   # standard output closed, disk full, ...
-        print(f"jacli: cannot write standard output: {error.strerror}", file=sys.stderr)
-        status = 1
+    except WriteError as error:
+        status = _write_failed(error)
+    except OSError as error:   # reading the points failed (EIO, ...): not a write
+        points = options.get("points")
+        if not points:
+            raise
+        name = "standard input" if points == "-" else points
+        _fail(JacliError(f"cannot read points file {name}: {error.strerror or error}",
+                         origin="--points"))
     raise typer.Exit(status)
+
+
+def _write_failed(error: OSError) -> int:
+    """The exit status of a failed write, said on standard error."""
+    if error.filename == "standard output":
+        # Nothing more can reach it: what is still buffered goes to /dev/null, quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    if error.errno == errno.EPIPE:
+        # The reader went away (`| head -1`, a FIFO's reader): stop quietly, as other
+        # Unix tools do.
+        return 141
+    if isinstance(error, StdoutClosed):
+        print("jacli: standard output is closed: nothing to write the results to "
+              "(use -o PATH)", file=sys.stderr)
+    else:   # disk full, ...: the run failed (1), the command line was right
+        print(f"jacli: cannot write {error.filename}: {error.strerror}", file=sys.stderr)
+    return 1
 
 
 def _make_command(app: typer.Typer, command: str) -> None:
@@ -578,18 +574,14 @@ def _run_tape(job: _Job, fmt: str, output: str | None) -> int:
         if fmt == "table" and output is None:
             from .render import render_explain
             render_explain(steps)
-        elif output is None:
-            write_explain(steps, text_format, sys.stdout)
         else:
-            with _atomic_output(output) as f:
+            with target(output) as f:
                 write_explain(steps, text_format, f)
     elif fmt == "table" and output is None:
         from .render import render_tape
         render_tape(job.program, job.outputs, trace, rows)
-    elif output is None:
-        write_tape(rows, text_format, sys.stdout)
     else:
-        with _atomic_output(output) as f:
+        with target(output) as f:
             write_tape(rows, text_format, f)
     problems = _Problems(job.source)
     problems.add(None, trace.warnings if trace else [])
@@ -612,10 +604,8 @@ def _run_check(job: _Job, fmt: str, output: str | None) -> int:
     if fmt == "table" and output is None:
         from .render import _console
         _console().print(check_renderable(result, at, variables, bad))
-    elif output is None:
-        write_check(result, "plain" if fmt == "table" else fmt, sys.stdout, variables, at, bad)
     else:
-        with _atomic_output(output) as f:
+        with target(output) as f:
             write_check(result, "plain" if fmt == "table" else fmt, f, variables, at, bad)
     problems = _Problems(job.source)
     problems.add(None, result.warnings)
@@ -638,11 +628,8 @@ def _run_diff(job: _Job, order: int, fmt: str, output: str | None) -> int:
                          origin="-o")
     result = derivatives(job.program, job.outputs, job.inputs, order)
     text = {"jacli": to_jacli, "latex": to_latex, "json": to_json}[fmt](result)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        with _atomic_output(output) as f:
-            f.write(text)
+    with target(output) as f:
+        f.write(text)
     return 0
 
 
@@ -654,11 +641,8 @@ def _run_graph(job: _Job, fmt: str, output: str | None) -> int:
     trace = job.program.trace(job.at, None, job.outputs) if job.at else None
     text = (to_dot if fmt == "dot" else to_mermaid)(job.program, job.outputs,
                                                     trace.values if trace else None)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        with _atomic_output(output) as f:
-            f.write(text)
+    with target(output) as f:
+        f.write(text)
     problems = _Problems(job.source)
     problems.add(None, trace.warnings if trace else [])
     return problems.finish()
@@ -694,17 +678,25 @@ def main() -> None:
     # collector, whose passes (the last one at exit above all) would scan it again and
     # again: about 10 ms of a one-point run.
     gc.freeze()
-    if sys.stdout is None:   # started with standard output closed (`jacli ... >&-`)
-        sys.stdout = open(os.devnull, "w")
-        if not any(a in ("-o", "--output") or a.startswith("--output=") for a in sys.argv):
-            print("jacli: standard output is closed: nothing to write the results to "
-                  "(use -o PATH)", file=sys.stderr)
-            sys.exit(1)
+    guard_standard_streams()   # every byte written or an error; stderr never fails a run
+    clean_up_on_signals()      # SIGTERM, SIGHUP, SIGXCPU: no temporary file left
+    # jacli offers no shell completion: a variable of that name left in the environment
+    # must not turn every run into a completion request (exit 1, nothing done).
+    os.environ.pop("_JACLI_COMPLETE", None)
     try:
-        _app_for(sys.argv)()
+        try:
+            _app_for(sys.argv)()
+        finally:
+            sys.stdout.flush()   # --help, --version: written in full or an error
     except KeyboardInterrupt:
         print("jacli: interrupted", file=sys.stderr)
         sys.exit(130)
+    except WriteError as error:
+        sys.exit(_write_failed(error))
+    except MemoryError:   # `ulimit -v`, a container's limit: no temporary file is left
+        print("jacli: error: out of memory: the run needs more memory than this process "
+              "may use (give fewer points per run, or raise the limit)", file=sys.stderr)
+        sys.exit(1)
     except Exception as error:  # a bug in jacli, not bad input: say so briefly
         if os.environ.get("JACLI_DEBUG"):
             raise

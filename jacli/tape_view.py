@@ -97,7 +97,7 @@ def _json(x) -> str:
 
 
 def _csv_field(text: str) -> str:
-    if any(c in text for c in ',"\n'):
+    if any(c in text for c in ',"\r\n'):   # a bare \r ends a record for many readers
         return '"' + text.replace('"', '""') + '"'
     return text
 
