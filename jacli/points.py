@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Iterator, NamedTuple
@@ -56,28 +57,83 @@ def parse_float(text: str) -> float:
 
 
 def parse_at(items: list[str], origin: str = "--at") -> dict[str, float]:
-    """`["x=1,y=2", "z=3"]` -> {"x": 1.0, "y": 2.0, "z": 3.0}."""
+    """`["x=1,y=2", "z=pi/4"]` -> {"x": 1.0, "y": 2.0, "z": 0.785...}.
+
+    A value is a number or a constant expression of the language (`pi/4`, `1/3`,
+    `sqrt(2)`), parsed and evaluated by jacli itself, never by Python."""
     values: dict[str, float] = {}
     for item in items:
-        offset = 0
-        for part in item.split(","):
+        previous = None   # the last name=value of this item, for the decimal-comma hint
+        for part, offset in _top_level_parts(item):
             span = (offset, offset + len(part))
-            offset += len(part) + 1
-            name, eq, number = part.partition("=")
+            name, eq, text = part.partition("=")
             name = name.strip()
             if not eq or not name:
-                raise JacliError(f"expected name=value, got {part.strip()!r}", span, item, origin)
+                hint = None
+                if previous and re.fullmatch(r"\s*[0-9]+\s*", part) \
+                        and re.fullmatch(r"\s*[0-9]+\s*", previous[1]):
+                    hint = (f"a decimal point is a dot: {previous[0]}={previous[1].strip()}."
+                            f"{part.strip()}")
+                raise JacliError(f"expected name=value, got {part.strip()!r}", span, item,
+                                 origin, hint=hint)
             if not (name.isidentifier() and name.isascii()):
                 raise JacliError(f"{name!r} is not a variable name", span, item, origin)
-            try:
-                value = parse_float(number)
-            except ValueError:
-                raise JacliError(f"the value of '{name}' is not a number: {number.strip()!r}",
-                                 span, item, origin) from None
             if name in values:
                 raise JacliError(f"'{name}' is given twice", span, item, origin)
-            values[name] = value
+            values[name] = _at_value(name, text, item, offset + len(part) - len(text), span,
+                                     origin)
+            previous = (name, text)
     return values
+
+
+def _top_level_parts(item: str) -> Iterator[tuple[str, int]]:
+    """The comma-separated parts of `item` and their offsets; commas inside parentheses
+    (`x=atan2(1, 2)`) do not separate."""
+    depth, start = 0, 0
+    for i, char in enumerate(item):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(0, depth - 1)
+        elif char == "," and depth == 0:
+            yield item[start:i], start
+            start = i + 1
+    yield item[start:], start
+
+
+def _at_value(name: str, text: str, item: str, start: int, span: tuple[int, int],
+              origin: str) -> float:
+    """A number, or a constant expression evaluated as a program of the language."""
+    try:
+        return parse_float(text)
+    except ValueError:
+        pass
+    not_a_number = f"the value of '{name}' is not a number: {text.strip()!r}"
+    later = re.search(r"\s+([A-Za-z_][A-Za-z0-9_]*\s*=)", text)
+    if later:   # x=1 y=2
+        fixed = re.sub(r"\s+(?=[A-Za-z_][A-Za-z0-9_]*\s*=)", ",", item.strip())
+        raise JacliError(not_a_number, span, item, origin,
+                         hint=f"separate the values with commas: {fixed}")
+    if not text.strip() or any(c in text for c in "=;\n#"):
+        raise JacliError(not_a_number, span, item, origin)
+    from .api import Program   # the language's own parser and arithmetic
+
+    try:
+        program = Program(text)
+    except JacliError as error:   # the caret under a bad character, else the whole item
+        where = span
+        if error.span is not None and error.message.startswith("unexpected character"):
+            where = (start + error.span[0], start + error.span[1])
+        hint = error.hint or (error.message.replace("program", "value")
+                              if error.span is not None else None)
+        raise JacliError(not_a_number, where, item, origin, hint=hint) from None
+    if program.variables:
+        raise JacliError(f"the value of '{name}' must be a constant: "
+                         f"'{program.variables[0]}' is a variable", span, item, origin,
+                         hint="--at values are numbers or constant expressions, e.g. pi/4")
+    if len(program.outputs) != 1:
+        raise JacliError(not_a_number, span, item, origin)
+    return float(program.eval({}).value[0])
 
 
 def guess_format(path: str, explicit: str | None) -> str:

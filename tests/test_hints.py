@@ -59,8 +59,8 @@ def test_a_look_alike_names_its_ascii_form(char, ascii_form):
 
 def test_look_alikes_in_at_values_name_the_ascii_form_under_a_caret(invoke_jacli):
     err = fails(invoke_jacli, "eval", "x", "--at", "x=\u22121")
-    assert "--at:1:3: unexpected character '\u2212'" in err
-    assert "\n    x=\u22121\n      ^\n" in err
+    assert "--at:1:3: the value of 'x' is not a number: '\u22121'" in err
+    assert "\n  x=\u22121\n    ^\n" in err
     assert "hint: write - for '\u2212'" in err
     err = fails(invoke_jacli, "eval", "x", "--at", "x=\u03c0/4")
     assert "hint: write pi for '\u03c0'" in err
@@ -125,3 +125,48 @@ def test_an_unknown_name_that_is_no_alias_still_gets_the_closest_names():
 def test_implicit_multiplication_of_variables_keeps_its_hint():
     assert error_of("x y").hint == "write x*y"
     assert error_of("2(x+1)").hint == "write 2*(x+1)"
+
+
+# --- --at values (issue 12 item 8) ----------------------------------------------------------
+
+@pytest.mark.parametrize("text, value", [
+    ("pi/4", 0.7853981633974483),            # math.pi / 4
+    ("1/3", 1 / 3),
+    ("-2e-3", -0.002),
+    ("2*pi", 6.283185307179586),
+    ("sqrt(2)", 1.4142135623730951),         # correctly rounded sqrt(2)
+    ("atan2(1, 1)", 0.7853981633974483),     # a comma inside parentheses does not split
+    ("-(1 + 2)^2", -9.0),                     # the language's precedence: -(9)
+    ("2^3^2", 512.0),
+    ("e", 2.718281828459045),
+])
+def test_at_values_may_be_constant_expressions_of_the_language(text, value, invoke_jacli):
+    from jacli.points import parse_at
+
+    assert parse_at([f"theta={text}"]) == {"theta": value}
+    code, out, _ = invoke_jacli("eval", "theta", "--at", f"theta={text}")
+    assert code == 0 and float(out) == value
+
+
+def test_an_at_value_naming_a_variable_is_refused_with_a_hint(invoke_jacli):
+    err = fails(invoke_jacli, "eval", "x", "--at", "x=y+1")
+    assert "the value of 'x' must be a constant: 'y' is a variable" in err
+    assert "hint: --at values are numbers or constant expressions, e.g. pi/4" in err
+
+
+def test_an_at_value_is_never_evaluated_by_python(invoke_jacli):
+    for text in ("__import__('os')", "1 if 1 else 2", "[1][0]", "0x10", "1_0"):
+        err = fails(invoke_jacli, "eval", "x", "--at", f"x={text}")
+        assert f"the value of 'x' is not a number" in err
+
+
+def test_a_decimal_comma_says_to_use_a_dot(invoke_jacli):
+    err = fails(invoke_jacli, "eval", "x", "--at", "x=1,5")
+    assert "--at:1:5: expected name=value, got '5'" in err
+    assert "\n  x=1,5\n      ^\n" in err
+    assert "hint: a decimal point is a dot: x=1.5" in err
+
+
+def test_values_separated_by_spaces_in_one_at_say_to_use_commas(invoke_jacli):
+    err = fails(invoke_jacli, "eval", "x+y", "--at", "x=1 y=2")
+    assert "hint: separate the values with commas: x=1,y=2" in err
