@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import inspect
 import os
+import re
 import signal
 import sys
 from contextlib import contextmanager
@@ -68,14 +69,14 @@ PointsOpt = Annotated[Optional[str], typer.Option(
     "--points", metavar="PATH", help="Many points: CSV with a header, JSON Lines, or .npy "
     "(columns in --wrt order); '-' reads CSV from standard input.")]
 PointsFormatOpt = Annotated[Optional[PointsFormat], typer.Option(
-    "--points-format", help="Format of --points when its ending does not tell.")]
+    "--points-format", case_sensitive=False, help="Format of --points when its ending does not tell.")]
 WrtOpt = Annotated[Optional[str], typer.Option(
     "--wrt", metavar="X,Y", help="The inputs to differentiate with respect to, in order "
     "(default: the free variables, in order of first appearance).")]
 OutOpt = Annotated[Optional[list[str]], typer.Option(
     "--out", metavar="NAME", help="Which outputs, in order (repeatable; default: all).")]
 FormatOpt = Annotated[Format, typer.Option(
-    "--format", help="auto: table on a terminal, plain otherwise.")]
+    "--format", case_sensitive=False, help="auto: table on a terminal, plain otherwise.")]
 OutputOpt = Annotated[Optional[str], typer.Option(
     "--output", "-o", metavar="PATH", help="Write results to PATH (.csv, .jsonl, .txt, "
     ".npy, .npz) instead of standard output.")]
@@ -453,7 +454,7 @@ class GraphFormat(str, Enum):
 
 
 ModeOpt = Annotated[Mode, typer.Option(
-    "--mode", help="reverse: a sweep per output; forward: a sweep per input; auto: forward "
+    "--mode", case_sensitive=False, help="reverse: a sweep per output; forward: a sweep per input; auto: forward "
     "when there are fewer inputs than outputs.")]
 TangentOpt = Annotated[Optional[list[str]], typer.Option(
     "--tangent", metavar="NAME=VALUE,...", help="The tangent v of J.v, per variable "
@@ -471,8 +472,9 @@ OrderOpt = Annotated[int, typer.Option(
     "--order", min=1, max=2, help="1: first derivatives; 2: second derivatives (Hessian "
     "entries d2<out>/d<x>d<y> for x before or equal to y in --wrt order).")]
 DiffFormatOpt = Annotated[DiffFormat, typer.Option(
-    "--format", help="jacli: a program every jacli command reads; latex; json.")]
-GraphFormatOpt = Annotated[GraphFormat, typer.Option("--format", help="Graphviz DOT or Mermaid.")]
+    "--format", case_sensitive=False, help="jacli: a program every jacli command reads; latex; json.")]
+GraphFormatOpt = Annotated[GraphFormat, typer.Option(
+    "--format", case_sensitive=False, help="Graphviz DOT or Mermaid.")]
 
 _COMMON = [("program", ProgramArg, None), ("file", FileOpt, None), ("at", AtOpt, None)]
 _BATCH = [("points", PointsOpt, None), ("points_format", PointsFormatOpt, None)]
@@ -531,7 +533,7 @@ def _execute(command: str, options: dict) -> None:
             status = _write_reports(job, _resolve_format(options["format"], options["output"]),
                                     options["output"])
     except JacliError as error:
-        _fail(error)
+        _fail(_file_hint(error, options))
     except BrokenPipeError:
         # The reader went away (`| head -1`): stop quietly, as other Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -540,6 +542,15 @@ def _execute(command: str, options: dict) -> None:
         print(f"jacli: cannot write standard output: {error.strerror}", file=sys.stderr)
         status = 1
     raise typer.Exit(status)
+
+
+def _file_hint(error: JacliError, options: dict) -> JacliError:
+    """A program argument that fails and names an existing file was meant for -f."""
+    program = options.get("program")
+    if error.origin == "program" and program and options.get("file") is None \
+            and len(program) < 4096 and os.path.isfile(program):
+        error.hint = f"did you mean -f {_shell([program])}?"
+    return error
 
 
 def _make_command(app: typer.Typer, command: str) -> None:
@@ -553,8 +564,123 @@ def _make_command(app: typer.Typer, command: str) -> None:
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                           annotation=annotation) for name, annotation, default in options])
     command_function.__doc__ = summary
-    app.command(command, help=summary, short_help=summary,
+    app.command(command, help=summary, short_help=summary, cls=_Command,
                 epilog=_epilog(command))(command_function)
+
+
+# --- the command line looked over before click parses it ---------------------------------
+
+class _Command(typer.core.TyperCommand):
+    """A command whose arguments are looked over before click parses them (`_look_over`)."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        takes_value, flags = set(), {"--help"}
+        for param in self.params:
+            if param.param_type_name == "option":
+                (flags if param.is_flag else takes_value).update(param.opts
+                                                                 + param.secondary_opts)
+        return super().parse_args(ctx, _look_over(self.name, list(args), takes_value, flags))
+
+
+#: Options whose value is a NAME=VALUE list: a bare `y=2` after one is likely its tail.
+_LIST_OPTIONS = ("--at", "--tangent", "--cotangent")
+_ASSIGNMENT = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_]*\s*=")
+
+
+def _look_over(command: str, args: list[str], takes_value: set[str],
+               flags: set[str]) -> list[str]:
+    """The arguments for click, with a program that starts with '-' but cannot be an
+    option (`-x^2`, `-2*x`, `-(a+b)`: it holds an operator, a parenthesis, a digit or a
+    space) moved behind '--'. The usual slips end the run with a hint: `-x` (a program
+    or a mistyped option?), options after '--', `--at x=1 y=2`."""
+    if "--help" in args[:args.index("--")] if "--" in args else "--help" in args:
+        return args
+    kept, moved, positional = [], [], []   # positional: (argument, follows a list value)
+    after_list, i = None, 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest = args[i + 1:]
+            options = [a for a in rest if a.split("=", 1)[0] in takes_value | flags]
+            if options:
+                _hint_fail(f"options after '--' are not read as options: {options[0]}",
+                           "put options before '--': " + _shell(
+                               ["jacli", command] + kept + _with_values(rest, takes_value)
+                               + ["--"] + _without_values(rest, takes_value)))
+            positional += [(a, None) for a in rest]
+            kept += args[i:]
+            break
+        name = arg.split("=", 1)[0] if arg.startswith("--") else arg
+        if name in takes_value:
+            step = 1 if "=" in arg and arg.startswith("--") else 2
+            kept += args[i:i + step]
+            after_list = args[i + step - 1] if name in _LIST_OPTIONS and i + step <= len(args) \
+                else None
+            if step == 1 and after_list is not None:
+                after_list = arg.split("=", 1)[1]
+            i += step
+            continue
+        if arg.startswith("-") and not arg.startswith("--") and len(arg) > 1 \
+                and arg not in flags and arg[:2] not in takes_value:
+            if re.fullmatch(r"-[A-Za-z_][A-Za-z0-9_]*", arg):
+                _hint_fail(f"no such option: {arg}", "a program that starts with '-' goes "
+                           "after '--': " + _shell(["jacli", command] + kept + args[i + 1:]
+                                                   + ["--", arg]))
+            moved.append(arg)       # -x^2: a program, not an option
+            positional.append((arg, None))
+            after_list = None
+            i += 1
+            continue
+        if not arg.startswith("-") or arg == "-":
+            positional.append((arg, after_list))
+            if after_list is None or not _ASSIGNMENT.match(arg):
+                after_list = None
+        kept.append(arg)
+        i += 1
+    if len(positional) > 1:   # more than one program: is one the tail of an --at list?
+        for arg, value in positional:
+            if value is not None and _ASSIGNMENT.match(arg):
+                joined = value.rstrip().rstrip(",") + "," + arg.strip()
+                _hint_fail(f"'{arg}' is not part of the --at before it: the values of one "
+                           "option are one argument", f"write --at {_shell([joined])}")
+    if moved and "--" not in kept:
+        kept += ["--"] + moved
+    else:
+        kept += moved
+    return kept
+
+
+def _with_values(args: list[str], takes_value: set[str]) -> list[str]:
+    """The options among `args`, each with its value."""
+    found, i = [], 0
+    while i < len(args):
+        name = args[i].split("=", 1)[0]
+        if name in takes_value and "=" not in args[i]:
+            found += args[i:i + 2]
+            i += 2
+            continue
+        if args[i].startswith("-") and (name in takes_value or args[i].startswith("--")):
+            found.append(args[i])
+        i += 1
+    return found
+
+
+def _without_values(args: list[str], takes_value: set[str]) -> list[str]:
+    options = _with_values(args, takes_value)
+    rest = list(args)
+    for option in options:
+        rest.remove(option)
+    return rest
+
+
+def _shell(words: list[str]) -> str:
+    import shlex
+
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _hint_fail(message: str, hint: str) -> None:
+    _fail(JacliError(message, origin="command line", hint=hint))
 
 
 def _run_tape(job: _Job, fmt: str, output: str | None) -> int:

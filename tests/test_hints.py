@@ -170,3 +170,109 @@ def test_a_decimal_comma_says_to_use_a_dot(invoke_jacli):
 def test_values_separated_by_spaces_in_one_at_say_to_use_commas(invoke_jacli):
     err = fails(invoke_jacli, "eval", "x+y", "--at", "x=1 y=2")
     assert "hint: separate the values with commas: x=1,y=2" in err
+
+
+@pytest.mark.parametrize("args", [
+    ("--at", "x=1", "y=2"),              # a second argument
+    ("--at", "x=1,", "y=2"),             # a comma and a space
+])
+def test_at_values_in_two_arguments_say_what_was_meant(args, invoke_jacli):
+    err = fails(invoke_jacli, "eval", "x+y", *args)
+    assert "'y=2' is not part of the --at before it" in err
+    assert "hint: write --at x=1,y=2" in err
+    err = fails(invoke_jacli, "eval", *args, "x+y")   # the program last
+    assert "hint: write --at x=1,y=2" in err
+
+
+def test_a_named_output_after_at_is_still_the_program(invoke_jacli):
+    assert invoke_jacli("eval", "--at", "x=2", "y = 3*x") == (0, "6.0\n", "")
+
+
+# --- a program argument that is a file (issue 12 item 6) -----------------------------------
+
+def test_a_program_argument_that_is_a_file_suggests_minus_f(invoke_jacli, tmp_path,
+                                                            monkeypatch):
+    from conftest import REPO
+
+    monkeypatch.chdir(REPO)
+    err = fails(invoke_jacli, "grad", "samples/rosenbrock.jac", "--at", "x=1,y=1,a=1,b=100")
+    assert "program:1:19: unexpected character '.'" in err
+    assert err.endswith("  hint: did you mean -f samples/rosenbrock.jac?\n")
+    (tmp_path / "my prog").write_text("x^2\n")
+    monkeypatch.chdir(tmp_path)
+    err = fails(invoke_jacli, "eval", "my prog", "--at", "x=1")
+    assert "hint: did you mean -f 'my prog'?" in err
+
+
+def test_a_program_that_parses_is_run_even_if_a_file_has_its_name(invoke_jacli, tmp_path,
+                                                                   monkeypatch):
+    (tmp_path / "x").write_text("not a program (\n")
+    monkeypatch.chdir(tmp_path)
+    assert invoke_jacli("eval", "x", "--at", "x=2") == (0, "2.0\n", "")
+
+
+# --- programs that start with '-' (issue 12 item 7) ----------------------------------------
+
+@pytest.mark.parametrize("program, expected", [
+    ("-x^2", "-2.0"), ("-2*x", "-2.0"), ("-(x+1)", "-1.0"), ("- x", "-1.0"),
+    ("-sin(x)^2 + sin(x)^2 - x", "-1.0"), ("-1", "0.0"), ("-.5*x^2", "-1.0"),
+])
+def test_a_program_starting_with_minus_that_cannot_be_an_option_just_works(program, expected,
+                                                                            invoke_jacli):
+    # grad of each at x=1, worked by hand: d(-x^2) = -2x, d(-2x) = -2, d(-(x+1)) = -1, ...
+    for args in ((program, "--at", "x=1", "--allow-unused"),
+                 ("--at", "x=1", program, "--allow-unused"),
+                 ("--allow-unused", "--at=x=1", program, "--format", "plain")):
+        code, out, err = invoke_jacli("grad", *args)
+        if expected == "0.0":   # `-1` has no variable: nothing to differentiate
+            assert code in (0, 2) and "No such option" not in err
+            continue
+        assert (code, out.strip(), err) == (0, expected, ""), args
+
+
+def test_option_values_that_start_with_minus_stay_values(invoke_jacli, tmp_path,
+                                                         monkeypatch):
+    from conftest import REPO
+
+    code, _, err = invoke_jacli("check", "x^2", "--at", "x=1", "--rtol", "1e-3",
+                                "--atol", "-0", "--format", "plain")
+    assert code == 0, err
+    assert invoke_jacli("eval", "x*y", "--at", "x=-1", "--at", "y=-2") == (0, "2.0\n", "")
+    out_file = tmp_path / "o.csv"
+    code, _, err = invoke_jacli("eval", "x", "--at", "x=3", f"-o{out_file}")
+    assert code == 0 and out_file.read_text() == "x,f1\n3.0,3.0\n"
+    monkeypatch.chdir(REPO)      # -fPATH: a short option with its value attached
+    assert invoke_jacli("eval", "-fsamples/polar.jac", "--at", "x=3,y=4") == \
+        (0, "5.0 0.9272952180016122\n", "")
+
+
+def test_a_lone_minus_name_gets_the_double_dash_hint(invoke_jacli):
+    err = fails(invoke_jacli, "grad", "-x", "--at", "x=1")
+    assert err == ("jacli: error: command line: no such option: -x\n"
+                   "  hint: a program that starts with '-' goes after '--': "
+                   "jacli grad --at x=1 -- -x\n")
+    assert invoke_jacli("grad", "--at", "x=1", "--", "-x") == (0, "-1.0\n", "")
+
+
+def test_options_after_double_dash_get_a_hint_to_put_them_before(invoke_jacli):
+    err = fails(invoke_jacli, "grad", "--", "-x^2", "--at", "x=1", "--format", "json")
+    assert "options after '--' are not read as options: --at" in err
+    assert "hint: put options before '--': jacli grad --at x=1 --format json -- '-x^2'" in err
+
+
+def test_help_and_usage_errors_are_unchanged(invoke_jacli):
+    code, out, _ = invoke_jacli("grad", "--help")
+    assert code == 0 and "--at" in out
+    code, _, err = invoke_jacli("grad", "x", "--frobnicate")
+    assert code == 2 and "No such option: --frobnicate" in err
+
+
+# --- choices are case-blind (issue 12 item 9) ----------------------------------------------
+
+def test_choices_are_accepted_whatever_their_case(invoke_jacli):
+    code, out, _ = invoke_jacli("eval", "x", "--at", "x=1", "--format", "JSON")
+    assert code == 0 and out.startswith('{"inputs": ["x"]')
+    assert invoke_jacli("jac", "x", "--at", "x=1", "--mode", "Forward")[:2] == (0, "1.0\n")
+    assert invoke_jacli("diff", "x^2", "--format", "JACLI") == invoke_jacli("diff", "x^2")
+    code, out, _ = invoke_jacli("graph", "x", "--format", "Mermaid")
+    assert code == 0 and out.startswith("flowchart")
