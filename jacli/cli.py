@@ -53,8 +53,11 @@ class Format(str, Enum):
 
 class PointsFormat(str, Enum):
     csv = "csv"
+    tsv = "tsv"
+    ssv = "ssv"
     jsonl = "jsonl"
     npy = "npy"
+    npz = "npz"
 
 
 ProgramArg = Annotated[Optional[str], typer.Argument(
@@ -66,10 +69,15 @@ AtOpt = Annotated[Optional[list[str]], typer.Option(
     "--at", metavar="NAME=VALUE,...", help="Values of variables, e.g. x=1,y=2 (repeatable). "
     "With --points, shared by every point.")]
 PointsOpt = Annotated[Optional[str], typer.Option(
-    "--points", metavar="PATH", help="Many points: CSV with a header, JSON Lines, or .npy "
-    "(columns in --wrt order); '-' reads CSV from standard input.")]
+    "--points", metavar="PATH", help="Many points: CSV or TSV with a header row naming the "
+    "variables, JSON Lines, .npy (columns in --wrt order, or --columns) or .npz (an array "
+    "per variable). '-' reads standard input (CSV, or JSON Lines if it starts with '{').")]
 PointsFormatOpt = Annotated[Optional[PointsFormat], typer.Option(
-    "--points-format", case_sensitive=False, help="Format of --points when its ending does not tell.")]
+    "--points-format", case_sensitive=False, help="Format of --points when its ending does "
+    "not tell (ssv: fields separated by spaces, as jacli's plain output).")]
+ColumnsOpt = Annotated[Optional[str], typer.Option(
+    "--columns", metavar="X,Y", help="The names of the columns of --points when it has no "
+    "header row (CSV, TSV, spaces), or of an .npy's columns.")]
 WrtOpt = Annotated[Optional[str], typer.Option(
     "--wrt", metavar="X,Y", help="The inputs to differentiate with respect to, in order "
     "(default: the free variables, in order of first appearance).")]
@@ -214,7 +222,8 @@ class _Job:
             required = [v for v in self.program.needed_variables(self.outputs)
                         if v not in self.at]
             self.reader = PointsReader(path, fmt.value if fmt else None, self.program.variables,
-                                       required, [v for v in self.inputs if v not in self.at])
+                                       required, [v for v in self.inputs if v not in self.at],
+                                       _split(options.get("columns")))
 
     def chunks(self) -> Iterator[Points | None]:
         """The points in chunks (None: the single point of --at)."""
@@ -477,7 +486,8 @@ GraphFormatOpt = Annotated[GraphFormat, typer.Option(
     "--format", case_sensitive=False, help="Graphviz DOT or Mermaid.")]
 
 _COMMON = [("program", ProgramArg, None), ("file", FileOpt, None), ("at", AtOpt, None)]
-_BATCH = [("points", PointsOpt, None), ("points_format", PointsFormatOpt, None)]
+_BATCH = [("points", PointsOpt, None), ("points_format", PointsFormatOpt, None),
+          ("columns", ColumnsOpt, None)]
 _SELECT = [("wrt", WrtOpt, None), ("out", OutOpt, None)]
 _WRITE = [("format", FormatOpt, Format.auto), ("output", OutputOpt, None),
           ("allow_unused", AllowUnusedOpt, False)]

@@ -276,3 +276,100 @@ def test_choices_are_accepted_whatever_their_case(invoke_jacli):
     assert invoke_jacli("diff", "x^2", "--format", "JACLI") == invoke_jacli("diff", "x^2")
     code, out, _ = invoke_jacli("graph", "x", "--format", "Mermaid")
     assert code == 0 and out.startswith("flowchart")
+
+
+# --- points without a header, sniffed formats, tsv/ssv (issue 12 item 10) ------------------
+
+def test_points_without_a_header_say_which_header_would_work(invoke_jacli):
+    err = fails(invoke_jacli, "grad", "x", "--points", "-", input="0\n1\n2\n3\n4\n")
+    assert err == ("jacli: error: --points: the first row of standard input must name the "
+                   "variables; it holds numbers (0)\n"
+                   "  hint: start it with the header row 'x', or pass --columns x\n")
+    err = fails(invoke_jacli, "eval", "x*y", "--points", "-", input="1,2\n3,4\n")
+    assert "hint: start it with the header row 'x,y', or pass --columns x,y" in err
+    # ... and the header it shows does work:
+    assert invoke_jacli("eval", "x*y", "--points", "-", input="x,y\n1,2\n3,4\n")[:2] == \
+        (0, "2.0\n12.0\n")
+
+
+def test_columns_names_the_columns_of_headerless_text_points(invoke_jacli):
+    assert invoke_jacli("eval", "x - y", "--points", "-", "--columns", "y,x",
+                        input="1,2\n3,5\n")[:2] == (0, "1.0\n2.0\n")
+    err = fails(invoke_jacli, "eval", "x*z", "--points", "-", "--columns", "x,y",
+                input="1,2\n")
+    assert "no value for 'z': --columns names x, y" in err
+
+
+def test_json_lines_on_standard_input_are_told_by_their_first_byte(invoke_jacli):
+    code, out, err = invoke_jacli("eval", "x*y", "--points", "-",
+                                  input='\ufeff {"x": 2, "y": 3}\n{"x": 1, "y": 0.5}\n')
+    assert (code, out, err) == (0, "6.0\n0.5\n", "")
+
+
+def test_npy_on_standard_input_is_told_by_its_magic(invoke_jacli):
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([[1.0, 2.0], [3.0, 4.0]]))
+    assert invoke_jacli("eval", "x*y", "--points", "-", input=buffer.getvalue())[:2] == \
+        (0, "2.0\n12.0\n")
+
+
+def test_jacli_reads_its_own_plain_output_as_space_separated_points(invoke_jacli):
+    code, plain, _ = invoke_jacli("eval", "a = x; b = x^2", "--points", "-",
+                                  input="x\n1\n2\n3\n")
+    assert plain == "1.0 1.0\n2.0 4.0\n3.0 9.0\n"
+    code, out, err = invoke_jacli("eval", "b - a", "--points", "-", "--points-format", "ssv",
+                                  "--columns", "a,b", input=plain)
+    assert (code, out, err) == (0, "0.0\n2.0\n6.0\n", "")
+    code, out, _ = invoke_jacli("eval", "a*b", "--points", "-", "--points-format", "SSV",
+                                input="  a    b\n 2   3 \n")
+    assert (code, out) == (0, "6.0\n")
+
+
+def test_tab_separated_points_are_told_by_tsv(invoke_jacli, tmp_path):
+    points = tmp_path / "p.tsv"
+    points.write_text("id\tx\ty\np,1\t2\t3\n\t4\t\n")   # a comma inside a field; an empty one
+    code, out, err = invoke_jacli("eval", "x*y", "--points", str(points))
+    assert (code, out) == (1, "6.0\nnan\n")
+    assert "row 2: the value of 'y' is not a number: ''" in err
+    code, out, _ = invoke_jacli("eval", "x*y", "--points", "-", "--points-format", "tsv",
+                                input="x\ty\n2\t5\n")
+    assert (code, out) == (0, "10.0\n")
+
+
+# --- .npy and .npz points (issue 12 item 11) ----------------------------------------------
+
+def test_a_missing_npy_says_no_such_file_as_csv_does(invoke_jacli, tmp_path):
+    for name in ("gone.npy", "gone.csv", "gone.npz"):
+        err = fails(invoke_jacli, "eval", "x", "--points", str(tmp_path / name))
+        assert f"cannot read points file {tmp_path / name}: No such file or directory" in err
+
+
+def test_npz_points_are_named_arrays_one_per_variable(invoke_jacli, tmp_path):
+    import numpy as np
+
+    path = tmp_path / "p.npz"
+    np.savez(path, y=np.array([2.0, 3.0]), x=np.array([[1.0], [5.0]]), id=np.array(["a", "b"]))
+    code, out, err = invoke_jacli("grad", "x*y^2", "--points", str(path), "--wrt", "x,y")
+    # d/dx = y^2, d/dy = 2xy
+    assert (code, out, err) == (0, "4.0 4.0\n9.0 30.0\n", "")
+    err = fails(invoke_jacli, "eval", "x*z", "--points", str(path))
+    assert "no value for 'z': " in err and "has the arrays y, x, id" in err
+    np.savez(path, x=np.ones(2), y=np.ones(3))
+    err = fails(invoke_jacli, "eval", "x*y", "--points", str(path))
+    assert "differ in length" in err
+
+
+def test_npy_columns_name_parameters_beside_a_wrt_subset(invoke_jacli, tmp_path):
+    import numpy as np
+
+    path = tmp_path / "p.npy"
+    np.save(path, np.array([[1.0, 2.0, 10.0], [3.0, 4.0, 20.0]]))
+    code, out, err = invoke_jacli("grad", "(x1 + 2*x2)*y", "--points", str(path),
+                                  "--wrt", "x1,x2", "--columns", "x1,x2,y")
+    assert (code, out, err) == (0, "10.0 20.0\n20.0 40.0\n", "")
+    err = fails(invoke_jacli, "grad", "x1*y", "--points", str(path), "--columns", "x1,x2")
+    assert "no value for 'y': --columns names x1, x2" in err
