@@ -66,12 +66,15 @@ ProgramArg = Annotated[Optional[str], typer.Argument(
 FileOpt = Annotated[Optional[str], typer.Option(
     "--file", "-f", metavar="PATH", help="Read the program from PATH ('-' for standard input).")]
 AtOpt = Annotated[Optional[list[str]], typer.Option(
-    "--at", metavar="NAME=VALUE,...", help="Values of variables, e.g. x=1,y=2 (repeatable). "
-    "With --points, shared by every point.")]
+    "--at", metavar="NAME=VALUE,...", help="Values of variables, e.g. x=1,y=pi/4: numbers "
+    "or constant expressions (repeatable). With --points, shared by every point.")]
+AtOnceOpt = Annotated[Optional[list[str]], typer.Option(   # tape and graph: no --points
+    "--at", metavar="NAME=VALUE,...", help="Values of variables, e.g. x=1,y=pi/4: numbers "
+    "or constant expressions (repeatable).")]
 PointsOpt = Annotated[Optional[str], typer.Option(
     "--points", metavar="PATH", help="Many points: CSV or TSV with a header row naming the "
-    "variables, JSON Lines, .npy (columns in --wrt order, or --columns) or .npz (an array "
-    "per variable). '-' reads standard input (CSV, or JSON Lines if it starts with '{').")]
+    "variables, JSON Lines, .npy (columns named by --columns; default: the inputs, in "
+    "order) or .npz (an array per variable). '-' reads standard input (CSV, or JSON Lines if it starts with '{').")]
 PointsFormatOpt = Annotated[Optional[PointsFormat], typer.Option(
     "--points-format", case_sensitive=False, help="Format of --points when its ending does "
     "not tell (ssv: fields separated by spaces, as jacli's plain output).")]
@@ -88,6 +91,9 @@ FormatOpt = Annotated[Format, typer.Option(
 OutputOpt = Annotated[Optional[str], typer.Option(
     "--output", "-o", metavar="PATH", help="Write results to PATH (.csv, .jsonl, .txt, "
     ".npy, .npz) instead of standard output.")]
+CheckOutputOpt = Annotated[Optional[str], typer.Option(
+    "--output", "-o", metavar="PATH", help="Write results to PATH (.csv, .jsonl, .txt) "
+    "instead of standard output.")]
 TextOutputOpt = Annotated[Optional[str], typer.Option(
     "--output", "-o", metavar="PATH", help="Write to PATH instead of standard output.")]
 AllowUnusedOpt = Annotated[bool, typer.Option(
@@ -101,8 +107,9 @@ EXAMPLES = {
              "w1=0.1,w2=0.2,b=0",
              "read gx gy <<< \"$(jacli grad 'x*y' --at x=2,y=3)\""],
     "jac": ["jacli jac 'r = sqrt(x^2+y^2); theta = atan2(y, x)' --at x=3,y=4",
-            "jacli jac -f samples/robot_arm.jac --wrt q1,q2 --at l1=1,l2=0.8 --points angles.npy "
-            "-o J.npy",
+            "jacli jac -f samples/rosenbrock.jac --wrt x,y --at a=1,b=100 "
+            "--points samples/points.csv -o J.npy",
+            "jacli jac -f samples/robot_arm.jac --wrt q1,q2 --at l1=1,l2=0.8,q1=pi/4,q2=pi/6",
             "jacli jac 'u = x^2; v = x^3; w = sin(x)' --at x=2 --mode forward"],
     "hess": ["jacli hess 'x^2*y + sin(z)' --at x=1,y=2,z=3",
              "jacli hess -f samples/rosenbrock.jac --wrt x,y --at x=1,y=1,a=1,b=100 --format json"],
@@ -125,9 +132,36 @@ EXAMPLES = {
 }
 
 
+def _language_summary() -> str:
+    """The functions, constants and operators of the language, for every --help."""
+    from .prims import VARIADIC
+
+    calls = {1: "{}", 2: {"atan2": "atan2(y, x)", "hypot": "hypot(x, y)",
+                          "pow": "pow(x, y)"}, VARIADIC: "{}(a, b, ...)"}
+    names = []
+    for arity in (1, 2, VARIADIC):
+        for name, n in FUNCTIONS.items():
+            if n == arity:
+                form = calls[arity]
+                names.append(form.get(name, f"{name}(...)") if isinstance(form, dict)
+                             else form.format(name))
+    lines, line = [], "Functions:"
+    for name in names:   # filled by hand: a call such as atan2(y, x) stays on one line
+        if len(line) + 1 + len(name) > 76:
+            lines.append(line)
+            line = " "
+        line += " " + name
+    lines.append(line)
+    lines += ["Constants: " + " ".join(CONSTANTS) + ". Operators, loosest first: + -, * /, "
+              "unary - +,", "  ^ (or **, right to left). Statements: expr, name = expr, "
+              "let name = expr,", "  separated by new lines or ';'; # starts a comment."]
+    return "\n".join(f"  {line}" for line in lines)
+
+
 def _epilog(command: str) -> str:
     # "\b" keeps click from re-wrapping the example lines.
-    return "Examples:\n\n\b\n" + "\n".join(f"  $ {line}" for line in EXAMPLES[command])
+    return ("Examples:\n\n\b\n" + "\n".join(f"  $ {line}" for line in EXAMPLES[command])
+            + "\n\nThe language:\n\n\b\n" + _language_summary())
 
 
 def _version(value: bool) -> None:
@@ -486,6 +520,7 @@ GraphFormatOpt = Annotated[GraphFormat, typer.Option(
     "--format", case_sensitive=False, help="Graphviz DOT or Mermaid.")]
 
 _COMMON = [("program", ProgramArg, None), ("file", FileOpt, None), ("at", AtOpt, None)]
+_COMMON_ONCE = [("program", ProgramArg, None), ("file", FileOpt, None), ("at", AtOnceOpt, None)]
 _BATCH = [("points", PointsOpt, None), ("points_format", PointsFormatOpt, None),
           ("columns", ColumnsOpt, None)]
 _SELECT = [("wrt", WrtOpt, None), ("out", OutOpt, None)]
@@ -494,7 +529,8 @@ _WRITE = [("format", FormatOpt, Format.auto), ("output", OutputOpt, None),
 
 #: Each command: its one-line summary and its options, in --help order.
 COMMANDS = {
-    "eval": ("Evaluate the outputs at each point.", _COMMON + _BATCH + _SELECT + _WRITE),
+    "eval": ("Evaluate the outputs at each point.",
+             _COMMON + _BATCH + [("out", OutOpt, None)] + _WRITE),
     "grad": ("Value and gradient of one scalar output at each point.",
              _COMMON + _BATCH + _SELECT + _WRITE),
     "jac": ("Values and the Jacobian (outputs x inputs) at each point.",
@@ -507,19 +543,23 @@ COMMANDS = {
     "vjp": ("Reverse mode: the values and u^T.J for a cotangent u.",
             _COMMON + [("cotangent", CotangentOpt, None)] + _BATCH + _SELECT + _WRITE),
     "tape": ("Show the recorded tape; with --at, its values and the backward sweep.",
-             _COMMON + _SELECT + [("explain", ExplainOpt, False),
+             _COMMON_ONCE + _SELECT + [("explain", ExplainOpt, False),
                                   ("format", FormatOpt, Format.auto),
                                   ("output", TextOutputOpt, None),
                                   ("allow_unused", AllowUnusedOpt, False)]),
     "check": ("The AD Jacobian beside central finite differences; exit 1 over tolerance.",
               _COMMON + _BATCH + _SELECT + [("rtol", RtolOpt, DEFAULT_RTOL),
-                                            ("atol", AtolOpt, DEFAULT_ATOL)] + _WRITE),
+                                            ("atol", AtolOpt, DEFAULT_ATOL),
+                                            ("format", FormatOpt, Format.auto),
+                                            ("output", CheckOutputOpt, None),
+                                            ("allow_unused", AllowUnusedOpt, False)]),
     "diff": ("The derivatives as a jacli program (simplified, shared subexpressions as let).",
              [("program", ProgramArg, None), ("file", FileOpt, None)] + _SELECT
              + [("order", OrderOpt, 1), ("format", DiffFormatOpt, DiffFormat.jacli),
                 ("output", TextOutputOpt, None)]),
     "graph": ("The computational graph, for Graphviz (dot) or Mermaid; with --at, values.",
-              _COMMON + [("out", OutOpt, None), ("format", GraphFormatOpt, GraphFormat.dot),
+              _COMMON_ONCE + [("out", OutOpt, None),
+                              ("format", GraphFormatOpt, GraphFormat.dot),
                          ("output", TextOutputOpt, None), ("allow_unused", AllowUnusedOpt, False)]),
 }
 

@@ -373,3 +373,68 @@ def test_npy_columns_name_parameters_beside_a_wrt_subset(invoke_jacli, tmp_path)
     assert (code, out, err) == (0, "10.0 20.0\n20.0 40.0\n", "")
     err = fails(invoke_jacli, "grad", "x1*y", "--points", str(path), "--columns", "x1,x2")
     assert "no value for 'y': --columns names x1, x2" in err
+
+
+# --- help and messages name only what a user has (issue 12 item 12) -----------------------
+
+COMMANDS = ["eval", "grad", "jac", "hess", "jvp", "vjp", "tape", "check", "diff", "graph"]
+
+
+def help_of(invoke, command: str) -> str:
+    code, out, _ = invoke(command, "--help")
+    assert code == 0
+    return out
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_help_ends_with_the_functions_and_operators(command, invoke_jacli):
+    from jacli.prims import FUNCTIONS
+
+    out = help_of(invoke_jacli, command)
+    language = out[out.index("The language:"):]
+    assert out.rstrip().endswith("# starts a comment.")
+    for name in FUNCTIONS:
+        assert f" {name}" in language, name
+    for operator in ("+ -", "* /", "^ (or **", "pi e"):
+        assert operator in language
+
+
+def test_tape_and_graph_help_do_not_mention_points(invoke_jacli):
+    for command in ("tape", "graph"):
+        assert "points" not in help_of(invoke_jacli, command).lower()
+
+
+def test_check_help_does_not_offer_npy_or_npz_output(invoke_jacli):
+    out = help_of(invoke_jacli, "check")
+    output_help = out[out.index("--output PATH"):out.index("--allow-unused")]
+    assert ".npy" not in output_help and ".npz" not in output_help and ".csv" in output_help
+    code, _, err = invoke_jacli("check", "x", "--at", "x=1", "-o", "c.npy")
+    assert code == 2   # and it is refused, as the help says
+
+
+def test_eval_help_lists_no_wrt(invoke_jacli):
+    assert "--wrt" not in help_of(invoke_jacli, "eval")
+    assert "--wrt" in help_of(invoke_jacli, "grad")
+
+
+def test_the_help_examples_use_files_that_exist(invoke_jacli):
+    import shlex
+
+    from conftest import REPO
+
+    for command in COMMANDS:
+        examples = help_of(invoke_jacli, command).split("Examples:")[1].split("The language:")[0]
+        for line in examples.splitlines():
+            if "$ jacli" not in line:
+                continue
+            words = shlex.split(line.split("$ ", 1)[1].split("|")[0].split("#")[0],
+                                comments=False)
+            for flag, path in zip(words, words[1:]):
+                if flag in ("-f", "--points") and path != "-":
+                    assert (REPO / path).is_file(), (command, path)
+
+
+def test_no_message_names_a_spec_file(invoke_jacli):
+    code, _, err = invoke_jacli("check", "relu(x)", "--at", "x=0")
+    assert code == 1 and ".md" not in err
+    assert "README: Non-differentiable points" in err
