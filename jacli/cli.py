@@ -634,7 +634,7 @@ class _Command(typer.core.TyperCommand):
 
 #: Options whose value is a NAME=VALUE list: a bare `y=2` after one is likely its tail.
 _LIST_OPTIONS = ("--at", "--tangent", "--cotangent")
-_ASSIGNMENT = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_]*\s*=")
+_ASSIGNMENT = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_]*=[^\s=]*,?\Z")   # y=2, not y = 2*x
 
 
 def _look_over(command: str, args: list[str], takes_value: set[str],
@@ -643,9 +643,10 @@ def _look_over(command: str, args: list[str], takes_value: set[str],
     option (`-x^2`, `-2*x`, `-(a+b)`: it holds an operator, a parenthesis, a digit or a
     space) moved behind '--'. The usual slips end the run with a hint: `-x` (a program
     or a mistyped option?), options after '--', `--at x=1 y=2`."""
-    if "--help" in args[:args.index("--")] if "--" in args else "--help" in args:
+    options_part = args[:args.index("--")] if "--" in args else args
+    if "--help" in options_part:
         return args
-    kept, moved, positional = [], [], []   # positional: (argument, follows a list value)
+    kept, moved, positional = [], [], []   # positional: (argument, (list option, value))
     after_list, i = None, 0
     while i < len(args):
         arg = args[i]
@@ -655,19 +656,17 @@ def _look_over(command: str, args: list[str], takes_value: set[str],
             if options:
                 _hint_fail(f"options after '--' are not read as options: {options[0]}",
                            "put options before '--': " + _shell(
-                               ["jacli", command] + kept + _with_values(rest, takes_value)
-                               + ["--"] + _without_values(rest, takes_value)))
+                               ["jacli", command] + kept + _options_first(rest, takes_value)))
             positional += [(a, None) for a in rest]
             kept += args[i:]
             break
         name = arg.split("=", 1)[0] if arg.startswith("--") else arg
         if name in takes_value:
-            step = 1 if "=" in arg and arg.startswith("--") else 2
+            step = 1 if name != arg else 2   # --at=x=1, or --at x=1
             kept += args[i:i + step]
-            after_list = args[i + step - 1] if name in _LIST_OPTIONS and i + step <= len(args) \
-                else None
-            if step == 1 and after_list is not None:
-                after_list = arg.split("=", 1)[1]
+            after_list = None
+            if name in _LIST_OPTIONS and i + step <= len(args):
+                after_list = (name, arg.split("=", 1)[1] if step == 1 else args[i + 1])
             i += step
             continue
         if arg.startswith("-") and not arg.startswith("--") and len(arg) > 1 \
@@ -688,11 +687,12 @@ def _look_over(command: str, args: list[str], takes_value: set[str],
         kept.append(arg)
         i += 1
     if len(positional) > 1:   # more than one program: is one the tail of an --at list?
-        for arg, value in positional:
-            if value is not None and _ASSIGNMENT.match(arg):
+        for arg, after in positional:
+            if after is not None and _ASSIGNMENT.match(arg):
+                option, value = after
                 joined = value.rstrip().rstrip(",") + "," + arg.strip()
-                _hint_fail(f"'{arg}' is not part of the --at before it: the values of one "
-                           "option are one argument", f"write --at {_shell([joined])}")
+                _hint_fail(f"'{arg}' is not part of the {option} before it: the values of "
+                           "one option are one argument", f"write {option} {_shell([joined])}")
     if moved and "--" not in kept:
         kept += ["--"] + moved
     else:
@@ -700,27 +700,18 @@ def _look_over(command: str, args: list[str], takes_value: set[str],
     return kept
 
 
-def _with_values(args: list[str], takes_value: set[str]) -> list[str]:
-    """The options among `args`, each with its value."""
-    found, i = [], 0
+def _options_first(args: list[str], takes_value: set[str]) -> list[str]:
+    """`args` with the options (and their values) before '--' and the rest after it."""
+    options, others, i = [], [], 0
     while i < len(args):
-        name = args[i].split("=", 1)[0]
-        if name in takes_value and "=" not in args[i]:
-            found += args[i:i + 2]
+        arg = args[i]
+        if arg in takes_value:
+            options += args[i:i + 2]
             i += 2
             continue
-        if args[i].startswith("-") and (name in takes_value or args[i].startswith("--")):
-            found.append(args[i])
+        (options if arg.startswith("--") else others).append(arg)
         i += 1
-    return found
-
-
-def _without_values(args: list[str], takes_value: set[str]) -> list[str]:
-    options = _with_values(args, takes_value)
-    rest = list(args)
-    for option in options:
-        rest.remove(option)
-    return rest
+    return options + ["--"] + others
 
 
 def _shell(words: list[str]) -> str:

@@ -438,3 +438,19 @@ def test_no_message_names_a_spec_file(invoke_jacli):
     code, _, err = invoke_jacli("check", "relu(x)", "--at", "x=0")
     assert code == 1 and ".md" not in err
     assert "README: Non-differentiable points" in err
+
+
+def test_npz_on_standard_input_is_told_by_its_first_bytes(invoke_jacli):
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, x=np.array([1.0, 2.0]), y=np.array([3.0, 4.0]))
+    assert invoke_jacli("grad", "x*y", "--points", "-", input=buffer.getvalue()) == \
+        (0, "3.0 1.0\n4.0 2.0\n", "")
+
+
+def test_two_programs_are_not_taken_for_an_at_list(invoke_jacli):
+    code, _, err = invoke_jacli("eval", "--at", "x=1", "y = 2*x", "z")
+    assert code == 2 and "not part of the --at" not in err
