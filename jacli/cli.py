@@ -84,6 +84,9 @@ ColumnsOpt = Annotated[Optional[str], typer.Option(
 WrtOpt = Annotated[Optional[str], typer.Option(
     "--wrt", metavar="X,Y", help="The inputs to differentiate with respect to, in order "
     "(default: the free variables, in order of first appearance).")]
+EvalWrtOpt = Annotated[Optional[str], typer.Option(   # eval takes no derivatives
+    "--wrt", metavar="X,Y", help="The variables of the columns of .npy points, in order "
+    "(default: in order of first appearance; or --columns).")]
 OutOpt = Annotated[Optional[list[str]], typer.Option(
     "--out", metavar="NAME", help="Which outputs, in order (repeatable; default: all).")]
 FormatOpt = Annotated[Format, typer.Option(
@@ -530,7 +533,7 @@ _WRITE = [("format", FormatOpt, Format.auto), ("output", OutputOpt, None),
 #: Each command: its one-line summary and its options, in --help order.
 COMMANDS = {
     "eval": ("Evaluate the outputs at each point.",
-             _COMMON + _BATCH + [("out", OutOpt, None)] + _WRITE),
+             _COMMON + _BATCH + [("wrt", EvalWrtOpt, None), ("out", OutOpt, None)] + _WRITE),
     "grad": ("Value and gradient of one scalar output at each point.",
              _COMMON + _BATCH + _SELECT + _WRITE),
     "jac": ("Values and the Jacobian (outputs x inputs) at each point.",

@@ -412,9 +412,16 @@ def test_check_help_does_not_offer_npy_or_npz_output(invoke_jacli):
     assert code == 2   # and it is refused, as the help says
 
 
-def test_eval_help_lists_no_wrt(invoke_jacli):
-    assert "--wrt" not in help_of(invoke_jacli, "eval")
-    assert "--wrt" in help_of(invoke_jacli, "grad")
+def test_eval_help_lists_wrt_only_for_what_it_does(invoke_jacli, tmp_path):
+    import numpy as np
+
+    out = help_of(invoke_jacli, "eval")
+    wrt_help = " ".join(out[out.index("--wrt"):out.index("--out")].split())
+    assert "differentiate" not in wrt_help and "columns of .npy points" in wrt_help
+    path = tmp_path / "p.npy"
+    np.save(path, np.array([[1.0, 10.0]]))
+    assert invoke_jacli("eval", "x - y", "--points", str(path), "--wrt", "y,x")[:2] == \
+        (0, "9.0\n")
 
 
 def test_the_help_examples_use_files_that_exist(invoke_jacli):
