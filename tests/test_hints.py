@@ -461,3 +461,10 @@ def test_npz_on_standard_input_is_told_by_its_first_bytes(invoke_jacli):
 def test_two_programs_are_not_taken_for_an_at_list(invoke_jacli):
     code, _, err = invoke_jacli("eval", "--at", "x=1", "y = 2*x", "z")
     assert code == 2 and "not part of the --at" not in err
+
+
+def test_a_real_run_reads_a_minus_program_and_hints_at_options_after_dashes(run_jacli):
+    # `jacli COMMAND ...` builds an app of that one command (cli._app_for): the same rules.
+    assert run_jacli("grad", "-x^2", "--at", "x=1") == (0, "-2.0\n", "")
+    code, out, err = run_jacli("grad", "--", "-x^2", "--at", "x=1")
+    assert (code, out) == (2, "") and "put options before '--'" in err
