@@ -55,7 +55,7 @@ STEP_FACTOR = EPS ** (1.0 / 3.0)
 # Why an entry failed (CheckResult.reason_code).
 OK, KINK, KINK_NEAR, JUMP, NOT_FINITE, DISAGREE = range(6)
 
-KINK_REASON = ("kink: AD uses the convention of language.md, "
+KINK_REASON = ("kink: AD uses jacli's convention (README: Non-differentiable points), "
                "finite differences see the average of both sides")
 REASONS = {
     KINK: KINK_REASON,

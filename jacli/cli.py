@@ -11,6 +11,7 @@ import errno
 import gc
 import inspect
 import os
+import re
 import signal
 import sys
 from enum import Enum
@@ -55,8 +56,11 @@ class Format(str, Enum):
 
 class PointsFormat(str, Enum):
     csv = "csv"
+    tsv = "tsv"
+    ssv = "ssv"
     jsonl = "jsonl"
     npy = "npy"
+    npz = "npz"
 
 
 ProgramArg = Annotated[Optional[str], typer.Argument(
@@ -65,23 +69,37 @@ ProgramArg = Annotated[Optional[str], typer.Argument(
 FileOpt = Annotated[Optional[str], typer.Option(
     "--file", "-f", metavar="PATH", help="Read the program from PATH ('-' for standard input).")]
 AtOpt = Annotated[Optional[list[str]], typer.Option(
-    "--at", metavar="NAME=VALUE,...", help="Values of variables, e.g. x=1,y=2 (repeatable). "
-    "With --points, shared by every point.")]
+    "--at", metavar="NAME=VALUE,...", help="Values of variables, e.g. x=1,y=pi/4: numbers "
+    "or constant expressions (repeatable). With --points, shared by every point.")]
+AtOnceOpt = Annotated[Optional[list[str]], typer.Option(   # tape and graph: no --points
+    "--at", metavar="NAME=VALUE,...", help="Values of variables, e.g. x=1,y=pi/4: numbers "
+    "or constant expressions (repeatable).")]
 PointsOpt = Annotated[Optional[str], typer.Option(
-    "--points", metavar="PATH", help="Many points: CSV with a header, JSON Lines, or .npy "
-    "(columns in --wrt order); '-' reads CSV from standard input.")]
+    "--points", metavar="PATH", help="Many points: CSV or TSV with a header row naming the "
+    "variables, JSON Lines, .npy (columns named by --columns; default: the inputs, in "
+    "order) or .npz (an array per variable). '-' reads standard input (CSV, or JSON Lines if it starts with '{').")]
 PointsFormatOpt = Annotated[Optional[PointsFormat], typer.Option(
-    "--points-format", help="Format of --points when its ending does not tell.")]
+    "--points-format", case_sensitive=False, help="Format of --points when its ending does "
+    "not tell (ssv: fields separated by spaces, as jacli's plain output).")]
+ColumnsOpt = Annotated[Optional[str], typer.Option(
+    "--columns", metavar="X,Y", help="The names of the columns of --points when it has no "
+    "header row (CSV, TSV, spaces), or of an .npy's columns.")]
 WrtOpt = Annotated[Optional[str], typer.Option(
     "--wrt", metavar="X,Y", help="The inputs to differentiate with respect to, in order "
     "(default: the free variables, in order of first appearance).")]
+EvalWrtOpt = Annotated[Optional[str], typer.Option(   # eval takes no derivatives
+    "--wrt", metavar="X,Y", help="The variables of the columns of .npy points, in order "
+    "(default: in order of first appearance; or --columns).")]
 OutOpt = Annotated[Optional[list[str]], typer.Option(
     "--out", metavar="NAME", help="Which outputs, in order (repeatable; default: all).")]
 FormatOpt = Annotated[Format, typer.Option(
-    "--format", help="auto: table on a terminal, plain otherwise.")]
+    "--format", case_sensitive=False, help="auto: table on a terminal, plain otherwise.")]
 OutputOpt = Annotated[Optional[str], typer.Option(
     "--output", "-o", metavar="PATH", help="Write results to PATH (.csv, .jsonl, .txt, "
     ".npy, .npz) instead of standard output.")]
+CheckOutputOpt = Annotated[Optional[str], typer.Option(
+    "--output", "-o", metavar="PATH", help="Write results to PATH (.csv, .jsonl, .txt) "
+    "instead of standard output.")]
 TextOutputOpt = Annotated[Optional[str], typer.Option(
     "--output", "-o", metavar="PATH", help="Write to PATH instead of standard output.")]
 AllowUnusedOpt = Annotated[bool, typer.Option(
@@ -95,8 +113,9 @@ EXAMPLES = {
              "w1=0.1,w2=0.2,b=0",
              "read gx gy <<< \"$(jacli grad 'x*y' --at x=2,y=3)\""],
     "jac": ["jacli jac 'r = sqrt(x^2+y^2); theta = atan2(y, x)' --at x=3,y=4",
-            "jacli jac -f samples/robot_arm.jac --wrt q1,q2 --at l1=1,l2=0.8 --points angles.npy "
-            "-o J.npy",
+            "jacli jac -f samples/rosenbrock.jac --wrt x,y --at a=1,b=100 "
+            "--points samples/points.csv -o J.npy",
+            "jacli jac -f samples/robot_arm.jac --wrt q1,q2 --at l1=1,l2=0.8,q1=pi/4,q2=pi/6",
             "jacli jac 'u = x^2; v = x^3; w = sin(x)' --at x=2 --mode forward"],
     "hess": ["jacli hess 'x^2*y + sin(z)' --at x=1,y=2,z=3",
              "jacli hess -f samples/rosenbrock.jac --wrt x,y --at x=1,y=1,a=1,b=100 --format json"],
@@ -119,9 +138,36 @@ EXAMPLES = {
 }
 
 
+def _language_summary() -> str:
+    """The functions, constants and operators of the language, for every --help."""
+    from .prims import VARIADIC
+
+    calls = {1: "{}", 2: {"atan2": "atan2(y, x)", "hypot": "hypot(x, y)",
+                          "pow": "pow(x, y)"}, VARIADIC: "{}(a, b, ...)"}
+    names = []
+    for arity in (1, 2, VARIADIC):
+        for name, n in FUNCTIONS.items():
+            if n == arity:
+                form = calls[arity]
+                names.append(form.get(name, f"{name}(...)") if isinstance(form, dict)
+                             else form.format(name))
+    lines, line = [], "Functions:"
+    for name in names:   # filled by hand: a call such as atan2(y, x) stays on one line
+        if len(line) + 1 + len(name) > 76:
+            lines.append(line)
+            line = " "
+        line += " " + name
+    lines.append(line)
+    lines += ["Constants: " + " ".join(CONSTANTS) + ". Operators, loosest first: + -, * /, "
+              "unary - +,", "  ^ (or **, right to left). Statements: expr, name = expr, "
+              "let name = expr,", "  separated by new lines or ';'; # starts a comment."]
+    return "\n".join(f"  {line}" for line in lines)
+
+
 def _epilog(command: str) -> str:
     # "\b" keeps click from re-wrapping the example lines.
-    return "Examples:\n\n\b\n" + "\n".join(f"  $ {line}" for line in EXAMPLES[command])
+    return ("Examples:\n\n\b\n" + "\n".join(f"  $ {line}" for line in EXAMPLES[command])
+            + "\n\nThe language:\n\n\b\n" + _language_summary())
 
 
 def _version(value: bool) -> None:
@@ -216,7 +262,8 @@ class _Job:
             required = [v for v in self.program.needed_variables(self.outputs)
                         if v not in self.at]
             self.reader = PointsReader(path, fmt.value if fmt else None, self.program.variables,
-                                       required, [v for v in self.inputs if v not in self.at])
+                                       required, [v for v in self.inputs if v not in self.at],
+                                       _split(options.get("columns")))
 
     def chunks(self) -> Iterator[Points | None]:
         """The points in chunks (None: the single point of --at)."""
@@ -427,7 +474,7 @@ class GraphFormat(str, Enum):
 
 
 ModeOpt = Annotated[Mode, typer.Option(
-    "--mode", help="reverse: a sweep per output; forward: a sweep per input; auto: forward "
+    "--mode", case_sensitive=False, help="reverse: a sweep per output; forward: a sweep per input; auto: forward "
     "when there are fewer inputs than outputs.")]
 TangentOpt = Annotated[Optional[list[str]], typer.Option(
     "--tangent", metavar="NAME=VALUE,...", help="The tangent v of J.v, per variable "
@@ -445,18 +492,22 @@ OrderOpt = Annotated[int, typer.Option(
     "--order", min=1, max=2, help="1: first derivatives; 2: second derivatives (Hessian "
     "entries d2<out>/d<x>d<y> for x before or equal to y in --wrt order).")]
 DiffFormatOpt = Annotated[DiffFormat, typer.Option(
-    "--format", help="jacli: a program every jacli command reads; latex; json.")]
-GraphFormatOpt = Annotated[GraphFormat, typer.Option("--format", help="Graphviz DOT or Mermaid.")]
+    "--format", case_sensitive=False, help="jacli: a program every jacli command reads; latex; json.")]
+GraphFormatOpt = Annotated[GraphFormat, typer.Option(
+    "--format", case_sensitive=False, help="Graphviz DOT or Mermaid.")]
 
 _COMMON = [("program", ProgramArg, None), ("file", FileOpt, None), ("at", AtOpt, None)]
-_BATCH = [("points", PointsOpt, None), ("points_format", PointsFormatOpt, None)]
+_COMMON_ONCE = [("program", ProgramArg, None), ("file", FileOpt, None), ("at", AtOnceOpt, None)]
+_BATCH = [("points", PointsOpt, None), ("points_format", PointsFormatOpt, None),
+          ("columns", ColumnsOpt, None)]
 _SELECT = [("wrt", WrtOpt, None), ("out", OutOpt, None)]
 _WRITE = [("format", FormatOpt, Format.auto), ("output", OutputOpt, None),
           ("allow_unused", AllowUnusedOpt, False)]
 
 #: Each command: its one-line summary and its options, in --help order.
 COMMANDS = {
-    "eval": ("Evaluate the outputs at each point.", _COMMON + _BATCH + _SELECT + _WRITE),
+    "eval": ("Evaluate the outputs at each point.",
+             _COMMON + _BATCH + [("wrt", EvalWrtOpt, None), ("out", OutOpt, None)] + _WRITE),
     "grad": ("Value and gradient of one scalar output at each point.",
              _COMMON + _BATCH + _SELECT + _WRITE),
     "jac": ("Values and the Jacobian (outputs x inputs) at each point.",
@@ -469,19 +520,23 @@ COMMANDS = {
     "vjp": ("Reverse mode: the values and u^T.J for a cotangent u.",
             _COMMON + [("cotangent", CotangentOpt, None)] + _BATCH + _SELECT + _WRITE),
     "tape": ("Show the recorded tape; with --at, its values and the backward sweep.",
-             _COMMON + _SELECT + [("explain", ExplainOpt, False),
+             _COMMON_ONCE + _SELECT + [("explain", ExplainOpt, False),
                                   ("format", FormatOpt, Format.auto),
                                   ("output", TextOutputOpt, None),
                                   ("allow_unused", AllowUnusedOpt, False)]),
     "check": ("The AD Jacobian beside central finite differences; exit 1 over tolerance.",
               _COMMON + _BATCH + _SELECT + [("rtol", RtolOpt, DEFAULT_RTOL),
-                                            ("atol", AtolOpt, DEFAULT_ATOL)] + _WRITE),
+                                            ("atol", AtolOpt, DEFAULT_ATOL),
+                                            ("format", FormatOpt, Format.auto),
+                                            ("output", CheckOutputOpt, None),
+                                            ("allow_unused", AllowUnusedOpt, False)]),
     "diff": ("The derivatives as a jacli program (simplified, shared subexpressions as let).",
              [("program", ProgramArg, None), ("file", FileOpt, None)] + _SELECT
              + [("order", OrderOpt, 1), ("format", DiffFormatOpt, DiffFormat.jacli),
                 ("output", TextOutputOpt, None)]),
     "graph": ("The computational graph, for Graphviz (dot) or Mermaid; with --at, values.",
-              _COMMON + [("out", OutOpt, None), ("format", GraphFormatOpt, GraphFormat.dot),
+              _COMMON_ONCE + [("out", OutOpt, None),
+                              ("format", GraphFormatOpt, GraphFormat.dot),
                          ("output", TextOutputOpt, None), ("allow_unused", AllowUnusedOpt, False)]),
 }
 
@@ -508,7 +563,7 @@ def _execute(command: str, options: dict) -> None:
                                     options["output"])
         sys.stdout.flush()
     except JacliError as error:
-        _fail(error)
+        _fail(_file_hint(error, options))
     except WriteError as error:
         status = _write_failed(error)
     except OSError as error:   # reading the points failed (EIO, ...): not a write
@@ -519,6 +574,15 @@ def _execute(command: str, options: dict) -> None:
         _fail(JacliError(f"cannot read points file {name}: {error.strerror or error}",
                          origin="--points"))
     raise typer.Exit(status)
+
+
+def _file_hint(error: JacliError, options: dict) -> JacliError:
+    """A program argument that fails and names an existing file was meant for -f."""
+    program = options.get("program")
+    if error.origin == "program" and program and options.get("file") is None \
+            and len(program) < 4096 and os.path.isfile(program):
+        error.hint = f"did you mean -f {_shell([program])}?"
+    return error
 
 
 def _write_failed(error: OSError) -> int:
@@ -549,8 +613,114 @@ def _make_command(app: typer.Typer, command: str) -> None:
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                           annotation=annotation) for name, annotation, default in options])
     command_function.__doc__ = summary
-    app.command(command, help=summary, short_help=summary,
+    app.command(command, help=summary, short_help=summary, cls=_Command,
                 epilog=_epilog(command))(command_function)
+
+
+# --- the command line looked over before click parses it ---------------------------------
+
+class _Command(typer.core.TyperCommand):
+    """A command whose arguments are looked over before click parses them (`_look_over`)."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        takes_value, flags = set(), {"--help"}
+        for param in self.params:
+            if param.param_type_name == "option":
+                (flags if param.is_flag else takes_value).update(param.opts
+                                                                 + param.secondary_opts)
+        return super().parse_args(ctx, _look_over(self.name, list(args), takes_value, flags))
+
+
+#: Options whose value is a NAME=VALUE list: a bare `y=2` after one is likely its tail.
+_LIST_OPTIONS = ("--at", "--tangent", "--cotangent")
+_ASSIGNMENT = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_]*=[^\s=]*,?\Z")   # y=2, not y = 2*x
+
+
+def _look_over(command: str, args: list[str], takes_value: set[str],
+               flags: set[str]) -> list[str]:
+    """The arguments for click, with a program that starts with '-' but cannot be an
+    option (`-x^2`, `-2*x`, `-(a+b)`: it holds an operator, a parenthesis, a digit or a
+    space) moved behind '--'. The usual slips end the run with a hint: `-x` (a program
+    or a mistyped option?), options after '--', `--at x=1 y=2`."""
+    options_part = args[:args.index("--")] if "--" in args else args
+    if "--help" in options_part:
+        return args
+    kept, moved, positional = [], [], []   # positional: (argument, (list option, value))
+    after_list, i = None, 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest = args[i + 1:]
+            options = [a for a in rest if a.split("=", 1)[0] in takes_value | flags]
+            if options:
+                _hint_fail(f"options after '--' are not read as options: {options[0]}",
+                           "put options before '--': " + _shell(
+                               ["jacli", command] + kept + _options_first(rest, takes_value)))
+            positional += [(a, None) for a in rest]
+            kept += args[i:]
+            break
+        name = arg.split("=", 1)[0] if arg.startswith("--") else arg
+        if name in takes_value:
+            step = 1 if name != arg else 2   # --at=x=1, or --at x=1
+            kept += args[i:i + step]
+            after_list = None
+            if name in _LIST_OPTIONS and i + step <= len(args):
+                after_list = (name, arg.split("=", 1)[1] if step == 1 else args[i + 1])
+            i += step
+            continue
+        if arg.startswith("-") and not arg.startswith("--") and len(arg) > 1 \
+                and arg not in flags and arg[:2] not in takes_value:
+            if re.fullmatch(r"-[A-Za-z_][A-Za-z0-9_]*", arg):
+                _hint_fail(f"no such option: {arg}", "a program that starts with '-' goes "
+                           "after '--': " + _shell(["jacli", command] + kept + args[i + 1:]
+                                                   + ["--", arg]))
+            moved.append(arg)       # -x^2: a program, not an option
+            positional.append((arg, None))
+            after_list = None
+            i += 1
+            continue
+        if not arg.startswith("-") or arg == "-":
+            positional.append((arg, after_list))
+            if after_list is None or not _ASSIGNMENT.match(arg):
+                after_list = None
+        kept.append(arg)
+        i += 1
+    if len(positional) > 1:   # more than one program: is one the tail of an --at list?
+        for arg, after in positional:
+            if after is not None and _ASSIGNMENT.match(arg):
+                option, value = after
+                joined = value.rstrip().rstrip(",") + "," + arg.strip()
+                _hint_fail(f"'{arg}' is not part of the {option} before it: the values of "
+                           "one option are one argument", f"write {option} {_shell([joined])}")
+    if moved and "--" not in kept:
+        kept += ["--"] + moved
+    else:
+        kept += moved
+    return kept
+
+
+def _options_first(args: list[str], takes_value: set[str]) -> list[str]:
+    """`args` with the options (and their values) before '--' and the rest after it."""
+    options, others, i = [], [], 0
+    while i < len(args):
+        arg = args[i]
+        if arg in takes_value:
+            options += args[i:i + 2]
+            i += 2
+            continue
+        (options if arg.startswith("--") else others).append(arg)
+        i += 1
+    return options + ["--"] + others
+
+
+def _shell(words: list[str]) -> str:
+    import shlex
+
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _hint_fail(message: str, hint: str) -> None:
+    _fail(JacliError(message, origin="command line", hint=hint))
 
 
 def _run_tape(job: _Job, fmt: str, output: str | None) -> int:

@@ -96,8 +96,9 @@ class _TapeBuilder:
         name, span = str(name_tok), _span(name_tok, rpar)
         arity = FUNCTIONS.get(name)
         if arity is None:
+            arguments = [self.tape.source[a.start:a.end] for a in args]
             raise JacliError(f"unknown function '{name}'", _span(name_tok, name_tok),
-                             hint=_close_matches(name))
+                             hint=_alias_hint(name, arguments) or _close_matches(name))
         if arity == VARIADIC and len(args) < 2:
             raise JacliError(f"{name}() takes 2 or more arguments, got {len(args)}", span)
         if arity != VARIADIC and len(args) != arity:
@@ -138,6 +139,51 @@ class _TapeBuilder:
         pass
 
 
+#: Names of functions in other languages and books -> jacli's form ("{a}": the argument
+#: as an operand of ^, "{r}": as written).
+ALIASES = {
+    "ln": "log", "lg": "log10", "ld": "log2", "lb": "log2", "ln1p": "log1p",
+    "arcsin": "asin", "arccos": "acos", "arctan": "atan", "arctan2": "atan2",
+    "arsinh": "asinh", "arcsinh": "asinh", "arcosh": "acosh", "arccosh": "acosh",
+    "artanh": "atanh", "arctanh": "atanh", "tg": "tan", "asn": "asin", "acs": "acos",
+    "sgn": "sign", "signum": "sign", "fabs": "abs", "logistic": "sigmoid",
+    "expit": "sigmoid", "power": "pow",
+    "sqr": "{a}^2 (or sqrt({r}))", "square": "{a}^2", "pow2": "{a}^2", "cube": "{a}^3",
+    "pow3": "{a}^3", "exp2": "2^{a}", "exp10": "10^{a}", "root": "sqrt", "cuberoot": "cbrt",
+}
+
+
+def _alias_hint(name: str, arguments: list[str] | None) -> str | None:
+    """`ln(x)` -> "did you mean log(x)?"; None when `name` is no known alias."""
+    target = ALIASES.get(name) or ALIASES.get(name.lower())
+    if target is None:
+        if name.lower() in FUNCTIONS:    # Sin(x), LOG(x)
+            target = name.lower()
+        else:
+            return None
+    if arguments is None or not all(arguments):
+        arguments = ["x"]
+    if "{" in target:
+        if len(arguments) != 1:
+            arguments = ["x"]
+        return f"did you mean {target.format(a=_atomic(arguments[0]), r=arguments[0])}?"
+    return f"did you mean {target}({', '.join(arguments)})?"
+
+
+def _atomic(text: str) -> str:
+    """`text` as an operand of ^: parenthesised unless it is a name, number or call."""
+    text = text.strip()
+    if re.fullmatch(r"[A-Za-z0-9_.]+", text):
+        return text
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*\(.*\)", text, re.DOTALL) or text.startswith("("):
+        depth = 0   # the first '(' must close at the very end
+        for i, char in enumerate(text):
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            if depth == 0 and char == ")":
+                return text if i == len(text) - 1 else f"({text})"
+    return f"({text})"
+
+
 def _close_matches(name: str) -> str:
     import difflib   # only for this message: kept out of every run's start-up
 
@@ -150,9 +196,11 @@ def _close_matches(name: str) -> str:
 
 # The terminals of grammar/jacli.lark as one regular expression, scanned in C by
 # re.finditer: several times faster than Lark's lexer, which matches token by token in
-# Python. test_parse.py checks that the two lexers agree.
+# Python. test_parse.py checks that the two lexers agree (on ASCII text). Digits are
+# [0-9], not \d: the language is ASCII, and \d would take an Arabic-Indic '٣' for a 3
+# (the grammar's \d only matters to Lark's lexer, which runs in the tests alone).
 _TOKEN_RE = re.compile(r"""
-    (?P<NUMBER>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+    (?P<NUMBER>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<NAME>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<POW>\*\*|\^)
   | (?P<STAR>\*) | (?P<PLUS>\+) | (?P<MINUS>-) | (?P<SLASH>/)
@@ -374,6 +422,9 @@ def _syntax_error(source: str, token: _Token, expected_symbols) -> JacliError:
         return JacliError(f"unexpected end of statement: expected {expected}",
                           (position, position + 1), source)
     span = (token.start_pos, token.end_pos)
+    hinted = _call_without_parentheses(source, token) or _function_definition(source, token)
+    if hinted is not None:
+        return hinted
     suggestion = _implicit_multiplication(source, token)
     if token.type == "NAME" and token.startswith("_") and token.start_pos > 0 \
             and source[token.start_pos - 1].isdigit():
@@ -397,9 +448,36 @@ def _looks_like_radix_literal(source: str, token: _Token) -> bool:
             and (start < 2 or not (source[start - 2].isalnum() or source[start - 2] == ".")))
 
 
+#: Characters pasted from papers and word processors -> the ASCII jacli reads.
+LOOK_ALIKES = {
+    "\u2212": "-", "\u2013": "-", "\u2014": "-", "\u2010": "-", "\u2011": "-",
+    "\u00d7": "*", "\u00b7": "*", "\u22c5": "*", "\u2217": "*", "\u2219": "*",
+    "\u00f7": "/", "\u2215": "/", "\u2044": "/", "\u03c0": "pi", "\u00b2": "^2",
+    "\u00b3": "^3", "\u221a": "sqrt(...)", "\u221b": "cbrt(...)",
+}
+
+
 def _unexpected_character(source: str, pos: int) -> JacliError:
     char = source[pos]
-    hint = "names are ASCII letters, digits and '_'" if not char.isascii() else None
+    hint = None
+    if not char.isascii():
+        import unicodedata   # only for this message
+
+        ascii_form = LOOK_ALIKES.get(char)
+        if ascii_form is None and unicodedata.decimal(char, None) is not None:
+            ascii_form = str(unicodedata.decimal(char))
+        if ascii_form is None:
+            folded = unicodedata.normalize("NFKC", char)   # full-width letters, say
+            if folded.isascii() and folded.isprintable() and folded.strip():
+                ascii_form = folded
+        if ascii_form is not None:
+            name = unicodedata.name(char, "")
+            hint = (f"write {ascii_form} for {char!r} (U+{ord(char):04X}"
+                    + (f" {name}" if name else "") + "): programs are ASCII")
+        elif char.isalpha():
+            hint = "names are ASCII letters, digits and '_'"
+        else:
+            hint = "programs are ASCII"
     return JacliError(f"unexpected character {char!r}", (pos, pos + 1), source, hint=hint)
 
 
@@ -410,8 +488,9 @@ def _expected(terminals) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
-def _implicit_multiplication(source: str, token: _Token) -> str | None:
-    """`2x`, `x y`, `2(x+1)`, `(a)(b)`: the explicit form with `*` inserted, else None."""
+def _adjacent(source: str, token: _Token) -> tuple[_Token, int, int] | None:
+    """For `2x`, `x y`, `2(x+1)`, `(a)(b)`, `sin x`: the token before `token`, and the span
+    of the operand before and of the one starting at `token`; else None."""
     if token.type not in ("NUMBER", "NAME", "LPAR"):
         return None
     seen = []
@@ -423,8 +502,8 @@ def _implicit_multiplication(source: str, token: _Token) -> str | None:
         return None
     before, after = seen[-2], seen[-1]
     end = after.end_pos
-    if after.type == "LPAR":  # include the parenthesised group
-        depth, i = 0, source.find("(", after.start_pos)
+    if after.type == "LPAR" or (after.type == "NAME" and source[end:end + 1] == "("):
+        depth, i = 0, source.find("(", after.start_pos)   # include the parenthesised group
         while i < len(source):
             depth += {"(": 1, ")": -1}.get(source[i], 0)
             if depth == 0:
@@ -440,9 +519,75 @@ def _implicit_multiplication(source: str, token: _Token) -> str | None:
                 start = i
                 break
             i -= 1
-    explicit = source[start:before.end_pos] + "*" + source[after.start_pos:end]
-    return explicit if len(explicit) <= 60 else source[before.start_pos:before.end_pos] + "*" + str(after)
+    return before, start, end
 
+
+def _implicit_multiplication(source: str, token: _Token) -> str | None:
+    """`2x`, `x y`, `2(x+1)`, `(a)(b)`: the explicit form with `*` inserted, else None."""
+    adjacent = _adjacent(source, token)
+    if adjacent is None:
+        return None
+    before, start, end = adjacent
+    explicit = source[start:before.end_pos] + "*" + source[token.start_pos:end]
+    return explicit if len(explicit) <= 60 else source[before.start_pos:before.end_pos] + "*" + str(token)
+
+
+def _call_without_parentheses(source: str, token: _Token) -> JacliError | None:
+    """`sin x`, `ln 2`: a function name directly before an operand."""
+    adjacent = _adjacent(source, token)
+    if adjacent is None or token.type == "LPAR":
+        return None
+    before, _, end = adjacent
+    if before.type != "NAME" or not (before in FUNCTIONS or _alias_hint(before, None)):
+        return None
+    argument = source[token.start_pos:end]
+    if len(argument) > 40:
+        argument = str(token)
+    name = str(before)
+    hint = _alias_hint(name, [argument]) if name not in FUNCTIONS else f"did you mean {name}({argument})?"
+    return JacliError(f"a call of '{name}' needs parentheses around its argument",
+                      (before.start_pos, end), source, hint=hint)
+
+
+def _function_definition(source: str, token: _Token) -> JacliError | None:
+    """`f(x) = x^2`, `let f(x) = ...`: a statement whose left of `=` is a call."""
+    if token.type not in ("EQUAL", "LPAR"):
+        return None
+    statement = []
+    try:
+        for tok in tokens(source):
+            if tok.type == "_SEP":
+                if tok.start_pos > token.start_pos:
+                    break
+                statement = []
+            else:
+                statement.append(tok)
+    except JacliError:   # a bad character further on: judge what came before it
+        pass
+    let = bool(statement) and statement[0].type == "LET"
+    head = statement[1:] if let else statement
+    if len(head) < 4 or head[0].type != "NAME" or head[1].type != "LPAR":
+        return None
+    depth = 0
+    for i, tok in enumerate(head[1:], start=1):
+        depth += {"LPAR": 1, "RPAR": -1}.get(tok.type, 0)
+        if depth == 0:
+            break
+    if depth or i + 1 >= len(head) or head[i + 1].type != "EQUAL" \
+            or token.start_pos not in (head[1].start_pos, head[i + 1].start_pos):
+        return None
+    equal, name = head[i + 1], str(head[0])
+    if name in FUNCTIONS or name in CONSTANTS:
+        return None
+    end = source.find("\n", equal.end_pos)
+    body = source[equal.end_pos:end if end >= 0 else len(source)].split(";")[0].split("#")[0]
+    body = body.strip() or "..."
+    if len(body) > 40:
+        body = body[:37] + "..."
+    return JacliError("user-defined functions are not part of the language",
+                      (head[0].start_pos, head[i].end_pos), source,
+                      hint=f"write {'let ' if let else ''}{name} = {body}: a named "
+                           f"{'intermediate' if let else 'output'} of its variables")
 
 
 if __name__ == "__main__":   # python -m jacli.parse: write the tables after editing the grammar

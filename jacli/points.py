@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Iterator, NamedTuple
@@ -56,63 +57,168 @@ def parse_float(text: str) -> float:
 
 
 def parse_at(items: list[str], origin: str = "--at") -> dict[str, float]:
-    """`["x=1,y=2", "z=3"]` -> {"x": 1.0, "y": 2.0, "z": 3.0}."""
+    """`["x=1,y=2", "z=pi/4"]` -> {"x": 1.0, "y": 2.0, "z": 0.785...}.
+
+    A value is a number or a constant expression of the language (`pi/4`, `1/3`,
+    `sqrt(2)`), parsed and evaluated by jacli itself, never by Python."""
     values: dict[str, float] = {}
     for item in items:
-        offset = 0
-        for part in item.split(","):
+        previous = None   # the last name=value of this item, for the decimal-comma hint
+        for part, offset in _top_level_parts(item):
             span = (offset, offset + len(part))
-            offset += len(part) + 1
-            name, eq, number = part.partition("=")
+            name, eq, text = part.partition("=")
             name = name.strip()
             if not eq or not name:
-                raise JacliError(f"expected name=value, got {part.strip()!r}", span, item, origin)
+                hint = None
+                if previous and re.fullmatch(r"\s*[0-9]+\s*", part) \
+                        and re.fullmatch(r"\s*[0-9]+\s*", previous[1]):
+                    hint = (f"a decimal point is a dot: {previous[0]}={previous[1].strip()}."
+                            f"{part.strip()}")
+                raise JacliError(f"expected name=value, got {part.strip()!r}", span, item,
+                                 origin, hint=hint)
             if not (name.isidentifier() and name.isascii()):
                 raise JacliError(f"{name!r} is not a variable name", span, item, origin)
-            try:
-                value = parse_float(number)
-            except ValueError:
-                raise JacliError(f"the value of '{name}' is not a number: {number.strip()!r}",
-                                 span, item, origin) from None
             if name in values:
                 raise JacliError(f"'{name}' is given twice", span, item, origin)
-            values[name] = value
+            values[name] = _at_value(name, text, item, offset + len(part) - len(text), span,
+                                     origin)
+            previous = (name, text)
     return values
 
 
-def guess_format(path: str, explicit: str | None) -> str:
+def _top_level_parts(item: str) -> Iterator[tuple[str, int]]:
+    """The comma-separated parts of `item` and their offsets; commas inside parentheses
+    (`x=atan2(1, 2)`) do not separate."""
+    depth, start = 0, 0
+    for i, char in enumerate(item):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(0, depth - 1)
+        elif char == "," and depth == 0:
+            yield item[start:i], start
+            start = i + 1
+    yield item[start:], start
+
+
+def _at_value(name: str, text: str, item: str, start: int, span: tuple[int, int],
+              origin: str) -> float:
+    """A number, or a constant expression evaluated as a program of the language."""
+    try:
+        return parse_float(text)
+    except ValueError:
+        pass
+    not_a_number = f"the value of '{name}' is not a number: {text.strip()!r}"
+    later = re.search(r"\s+([A-Za-z_][A-Za-z0-9_]*\s*=)", text)
+    if later:   # x=1 y=2
+        fixed = re.sub(r"\s+(?=[A-Za-z_][A-Za-z0-9_]*\s*=)", ",", item.strip())
+        raise JacliError(not_a_number, span, item, origin,
+                         hint=f"separate the values with commas: {fixed}")
+    if not text.strip() or any(c in text for c in "=;\n#"):
+        raise JacliError(not_a_number, span, item, origin)
+    from .api import Program   # the language's own parser and arithmetic
+
+    try:
+        program = Program(text)
+    except JacliError as error:   # the caret under a bad character, else the whole item
+        where = span
+        if error.span is not None and error.message.startswith("unexpected character"):
+            where = (start + error.span[0], start + error.span[1])
+        hint = error.hint or (error.message.replace("program", "value")
+                              if error.span is not None else None)
+        raise JacliError(not_a_number, where, item, origin, hint=hint) from None
+    if program.variables:
+        raise JacliError(f"the value of '{name}' must be a constant: "
+                         f"'{program.variables[0]}' is a variable", span, item, origin,
+                         hint="--at values are numbers or constant expressions, e.g. pi/4")
+    if len(program.outputs) != 1:
+        raise JacliError(not_a_number, span, item, origin)
+    return float(program.eval({}).value[0])
+
+
+#: Points formats by file ending; standard input and other endings are told by their
+#: first bytes (`sniff_format`), else CSV.
+FORMATS_BY_SUFFIX = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl",
+                     ".ndjson": "jsonl", ".npy": "npy", ".npz": "npz"}
+
+
+def guess_format(path: str, explicit: str | None) -> str | None:
+    """The format `--points-format` or the ending of `path` tells; None if neither does."""
     if explicit:
-        return explicit
-    suffix = Path(path).suffix.lower()
-    if suffix in (".jsonl", ".json", ".ndjson"):
+        return explicit.lower()
+    return FORMATS_BY_SUFFIX.get(Path(path).suffix.lower()) if path != "-" else None
+
+
+def sniff_format(start: bytes) -> str:
+    """The format told by a points file's first bytes: `{` JSON Lines, NumPy's magic .npy,
+    a zip .npz; anything else CSV."""
+    start = start.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if start.startswith(b"{"):
         return "jsonl"
-    if suffix == ".npy":
+    if start.startswith(b"\x93NUMPY"):
         return "npy"
+    if start.startswith(b"PK\x03\x04"):
+        return "npz"
     return "csv"
+
+
+def _peek(binary, size: int = 64) -> bytes:
+    """The first bytes of a stream, left to be read again."""
+    if hasattr(binary, "peek"):
+        return binary.peek(size)[:size]
+    position = binary.tell()
+    data = binary.read(size)
+    binary.seek(position)
+    return data
 
 
 class PointsReader:
     """A points file (`-` is standard input), opened and checked: the header must give
     every `required` variable. Only the `wanted` columns are read; others (an id column,
-    say) are ignored. `npy_columns` names the columns of an .npy file."""
+    say) are ignored. `npy_columns` names the columns of an .npy file; `columns`
+    (--columns), when given, names the columns of an .npy or of a text file without a
+    header row."""
 
     def __init__(self, path: str, fmt: str | None, wanted: list[str], required: list[str],
-                 npy_columns: list[str]):
+                 npy_columns: list[str], columns: list[str] | None = None):
         self.format = guess_format(path, fmt)
         self.origin = "standard input" if path == "-" else path
-        self.wanted, self.required = wanted, required
+        self.wanted, self.required, self.given_columns = wanted, required, columns
+        if columns is not None:
+            _check_columns(columns)
         try:
-            if self.format == "npy":
-                source = io.BytesIO(sys.stdin.buffer.read()) if path == "-" else path
-                self.array = _load_npy(source, npy_columns, self.origin)
-                self.columns = npy_columns
-                return
             binary = sys.stdin.buffer if path == "-" else open(path, "rb")
+            if self.format is None:
+                self.format = sniff_format(_peek(binary))
+            if columns is not None and self.format in ("jsonl", "npz"):
+                kind = "JSON Lines" if self.format == "jsonl" else ".npz"
+                raise JacliError(f"{kind} points name their own columns (--columns is for "
+                                 "CSV, TSV, space-separated and .npy points)",
+                                 origin="--columns")
+            if self.format in ("npy", "npz"):
+                if path == "-":
+                    source = io.BytesIO(binary.read())
+                else:
+                    binary.close()
+                    source = path
+                if self.format == "npz":
+                    self.array, self.columns = _load_npz(source, wanted, required,
+                                                         self.origin)
+                    return
+                self.columns = columns if columns is not None else npy_columns
+                missing = [name for name in required if name not in self.columns]
+                if columns is not None and missing:
+                    raise JacliError(f"no value for {', '.join(repr(m) for m in missing)}: "
+                                     f"--columns names {', '.join(columns)}",
+                                     origin="--columns")
+                self.array = _load_npy(source, self.columns, self.origin)
+                return
         except OSError as error:
             raise JacliError(f"cannot read points file {self.origin}: {error.strerror}",
                              origin="--points") from None
         self.binary, self.at_start = binary, True
-        if self.format == "csv":
+        self.npy_columns = npy_columns
+        if self.format in ("csv", "tsv", "ssv"):
             try:
                 self._read_header()
             except JacliError:
@@ -139,20 +245,53 @@ class PointsReader:
             return _Undecodable(f"is not UTF-8 text (byte {error.start + 1} of the row is "
                                 f"{raw[error.start]:#04x})")
 
+    def _fields(self, line: str) -> list[str]:
+        if self.format == "tsv":
+            return line.split("\t")
+        if self.format == "ssv":
+            return line.split()
+        import csv   # csv and json are imported where used: --at alone never needs them
+
+        return next(csv.reader([line]), [])
+
     def _read_header(self) -> None:
+        if self.given_columns is not None:   # --columns: the file has no header row
+            self._use_header(self.given_columns)
+            return
         line = self._next_line()
         if isinstance(line, _Undecodable):
             raise JacliError(f"the header of {self.origin} {line}", origin="--points")
         if line is None or not line.strip():
             raise JacliError(f"{self.origin} is empty: expected a header row naming the "
                              "variables", origin="--points")
-        import csv   # csv and json are imported where used: --at alone never needs them
+        header = [name.strip() for name in self._fields(line)]
+        if all(_is_number(name) for name in header):
+            self._no_header(header)
+        self._use_header(header)
 
-        self.header = [name.strip() for name in next(csv.reader([line]))]
+    def _no_header(self, row: list[str]) -> None:
+        """The first row holds numbers: say which header (or --columns) would work."""
+        names = self.npy_columns if len(self.npy_columns) == len(row) else \
+            self.required if len(self.required) == len(row) else None
+        shown = ", ".join(row[:4]) + (", ..." if len(row) > 4 else "")
+        if names:
+            separator = {"tsv": "\t", "ssv": " "}.get(self.format, ",")
+            hint = (f"start it with the header row {separator.join(names)!r}, or pass "
+                    f"--columns {','.join(names)}")
+        else:
+            hint = (f"start it with a header row naming its {len(row)} columns (the "
+                    f"variables: {', '.join(self.required) or 'none'}), or pass --columns")
+        raise JacliError(f"the first row of {self.origin} must name the variables; it holds "
+                         f"numbers ({shown})", origin="--points", hint=hint)
+
+    def _use_header(self, header: list[str]) -> None:
+        self.header = header
         missing = [name for name in self.required if name not in self.header]
         if missing:
-            raise JacliError(f"no value for {', '.join(repr(m) for m in missing)}: "
-                             f"{self.origin} has the columns {', '.join(self.header)}",
+            names = ", ".join(self.header)
+            where = f"--columns names {names}" if self.given_columns is not None else \
+                f"{self.origin} has the columns {names}"
+            raise JacliError(f"no value for {', '.join(repr(m) for m in missing)}: {where}",
                              origin="--points")
         self.used = [j for j, name in enumerate(self.header) if name in self.wanted]
         twice = {self.header[j] for j in self.used if self.header.count(self.header[j]) > 1}
@@ -162,7 +301,7 @@ class PointsReader:
 
     def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[Points]:
         """The points, `rows` at a time, in order; at least one (maybe empty) chunk."""
-        if self.format == "npy":
+        if self.format in ("npy", "npz"):
             for start in range(0, max(len(self.array), 1), rows):
                 block = np.asarray(self.array[start:start + rows], dtype=float)
                 yield Points({name: block[:, j] for j, name in enumerate(self.columns)},
@@ -194,6 +333,9 @@ class PointsReader:
                 return
 
     def _parse(self, lines: list[str], first_row: int) -> Points:
+        if self.format in ("tsv", "ssv"):
+            lines = [_as_csv(self._fields(line)) if not isinstance(line, _Undecodable)
+                     else line for line in lines]
         if self.format == "jsonl":
             points = _parse_jsonl(lines, self.wanted, self.required)
         else:
@@ -211,6 +353,70 @@ class PointsReader:
 
 class _Undecodable(str):
     """A points-file line that is not UTF-8; its text is what to say about it."""
+
+
+def _is_number(text: str) -> bool:
+    try:
+        parse_float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _as_csv(fields: list[str]) -> str:
+    """Fields split on tabs or spaces, as one CSV line for the CSV row parser."""
+    if any("," in f or '"' in f for f in fields):
+        return ",".join('"' + f.replace('"', '""') + '"' for f in fields)
+    return ",".join(fields)
+
+
+def _check_columns(columns: list[str]) -> None:
+    if not columns:
+        raise JacliError("no column named: give --columns x,y,...", origin="--columns")
+    for name in columns:
+        if not (name.isidentifier() and name.isascii()):
+            raise JacliError(f"{name!r} is not a variable name", origin="--columns")
+        if columns.count(name) > 1:
+            raise JacliError(f"'{name}' is named twice", origin="--columns")
+
+
+def _load_npz(source, wanted: list[str], required: list[str],
+              origin: str) -> tuple[np.ndarray, list[str]]:
+    """The (B, k) array of the named arrays of an .npz (one per variable, first axis the
+    points) that the program uses, and their names."""
+    import zipfile
+
+    try:
+        with np.load(source, allow_pickle=False) as archive:
+            names = list(archive.files)
+            missing = [name for name in required if name not in names]
+            if missing:
+                raise JacliError(f"no value for {', '.join(repr(m) for m in missing)}: "
+                                 f"{origin} has the arrays {', '.join(names) or 'none'}",
+                                 origin="--points")
+            columns = [name for name in names if name in wanted]
+            arrays = [archive[name] for name in columns]
+            count = len(archive[names[0]]) if names and not columns else None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+        raise JacliError(f"{origin} is not a NumPy .npz file of numbers", origin="--points") \
+            from None
+    length = None
+    for name, array in zip(columns, arrays):
+        if array.dtype.kind not in "fiub":
+            raise JacliError(f"the array '{name}' of {origin} holds {array.dtype}, not numbers",
+                             origin="--points")
+        if array.ndim == 2 and array.shape[1] == 1:
+            array = array[:, 0]
+        if array.ndim != 1:
+            raise JacliError(f"the array '{name}' of {origin} has shape {array.shape}; "
+                             "expected (B,): one value per point", origin="--points")
+        if length is not None and len(array) != length:
+            raise JacliError(f"the arrays of {origin} differ in length: '{columns[0]}' has "
+                             f"{length} values, '{name}' {len(array)}", origin="--points")
+        length = len(array)
+    if not columns:   # the program reads none of them: as many points as the first has
+        return np.empty((count or 0, 0)), []
+    return np.column_stack([a.reshape(len(a), -1)[:, 0] for a in arrays]).astype(float), columns
 
 
 def _load_npy(source, columns: list[str], origin: str) -> np.ndarray:

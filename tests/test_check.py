@@ -197,7 +197,7 @@ def test_relu_at_zero_fails_as_a_kink():
     assert result.rel_error[0, 0, 0] == pytest.approx(1.0, abs=1e-8)
     reason = explain_failure(result, 0, "f1", "x")
     assert reason.startswith(KINK_REASON)
-    assert "kink: AD uses the convention of language.md" in reason
+    assert "kink: AD uses jacli's convention (README: Non-differentiable points)" in reason
     assert result.left[0, 0, 0] == 0.0 and result.right[0, 0, 0] == pytest.approx(1.0)
     [failure] = result.failures(0)
     assert (failure.output, failure.input, failure.ad) == ("f1", "x", 0.0)
