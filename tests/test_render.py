@@ -227,3 +227,49 @@ def test_shortened_numbers_say_so():
     assert "numbers rounded to 6 significant digits" in " ".join(narrow.split())
     wide = render(report_renderable(report), 120)
     assert "-0.1234567891" in wide and "significant digits" not in wide
+
+
+# --- what the commands print (in process) ------------------------------------------------
+
+NOTHING = "nothing to differentiate: the program has no variables"
+
+
+@pytest.mark.parametrize("args", [
+    ["grad", "pi"], ["grad", "pi", "--format", "table"], ["grad", "pi", "--format", "json"],
+    ["jac", "1 + 1; e"], ["hess", "2^3"], ["jvp", "pi"], ["vjp", "pi", "--cotangent", "f1=1"],
+    ["check", "pi"], ["check", "pi", "--format", "table"], ["tape", "pi", "--explain"],
+    ["grad", "pi", "--points", "-"]], ids=lambda args: "-".join(args[:1] + args[2:]))
+def test_a_program_without_variables_has_nothing_to_differentiate(invoke_jacli, args):
+    """`grad pi` printed an empty line and exit 0; `jvp pi` was an internal error."""
+    code, out, err = invoke_jacli(*args, input="x\n1\n")
+    assert (code, out) == (2, ""), (code, out, err)
+    assert err.startswith("jacli: error: " + NOTHING), err
+    assert "hint: jacli eval prints its value" in err
+
+
+def test_the_tape_of_a_program_without_variables_is_still_shown(invoke_jacli):
+    code, out, err = invoke_jacli("tape", "pi")
+    assert (code, err) == (0, "")
+    assert out.startswith("v0 = const  # 3.141592653589793") and "value=3.141592653589793" in out
+    code, out, err = invoke_jacli("tape", "pi", "--format", "table")
+    assert code == 0 and "3.141592654" in out and "Jacobian" not in out
+
+
+def test_an_output_that_needs_no_variable_names_the_inputs_to_choose(invoke_jacli):
+    code, out, err = invoke_jacli("jac", "u = x^2; v = 3", "--out", "v", "--at", "x=1")
+    assert (code, out) == (2, "")
+    assert "nothing to differentiate: v depends on no variable" in err
+    assert "--wrt (the program's variables: x)" in err
+    assert invoke_jacli("jac", "u = x^2; v = 3", "--out", "v", "--at", "x=1",
+                        "--wrt", "x")[:2] == (0, "0.0\n")
+
+
+def test_check_table_says_each_failure_reason_once(invoke_jacli):
+    reason = "finite differences see the average of both sides"
+    code, out, err = invoke_jacli("check", "relu(x)*y", "--at", "x=0,y=2", "--format", "table")
+    assert code == 1
+    both = " ".join((out + err).split())
+    assert both.count(reason) == 1, (out, err)
+    assert "disagree at the point" in both
+    code, out, err = invoke_jacli("check", "relu(x)*y", "--at", "x=0,y=2")   # plain: stderr
+    assert code == 1 and out == "1.0 1.0 FAIL\n" and err.count(reason) == 1, (out, err)
