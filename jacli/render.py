@@ -103,7 +103,8 @@ class Fitted:
                 for number, (start, stop, widths) in enumerate(blocks):
                     if len(blocks) > 1:
                         headers = [c.header for c in self.columns[start:stop]]
-                        shown = " … ".join(dict.fromkeys([headers[0], headers[-1]]))
+                        shown = (", ".join(headers) if len(headers) <= 2
+                                 else f"{headers[0]} … {headers[-1]}")
                         where = (f"column {stop}" if stop == start + 1
                                  else f"columns {start + 1}–{stop}")
                         parts.append(Text(f"{where} of {n}: {shown}", style="dim"))
@@ -121,28 +122,20 @@ class Fitted:
         return parts
 
     def _pack(self, width: int, digits: int):
-        """The data columns in consecutive blocks that fit `width` beside the labels:
-        [(start, stop, content widths of labels + block)], or None if one column alone
-        does not fit."""
-        label_sizes = [_widths(c, c.texts(digits)) for c in self.labels]
+        """The data columns in consecutive blocks that fit `width` beside the labels, as
+        few blocks as fit and of even counts where they can be: [(start, stop, content
+        widths of labels + block)], or None if one column alone does not fit."""
+        labels = [_widths(c, c.texts(digits)) for c in self.labels]
         sizes = [_widths(c, c.texts(digits)) for c in self.columns]
-        least_labels = sum(least for _, least in label_sizes)
-        blocks, start = [], 0
-        while start < len(sizes) or not blocks:
-            stop, least = start, least_labels
-            while stop < len(sizes) and _table_width(
-                    least + sizes[stop][1], len(label_sizes) + stop - start + 1) <= width:
-                least += sizes[stop][1]
-                stop += 1
-            if stop == start and start < len(sizes):
-                return None
-            chosen = label_sizes + sizes[start:stop]
-            wraps = [c.wrap for c in self.labels + self.columns[start:stop]]
-            blocks.append((start, stop, _allot(chosen, wraps, width)))
-            start = stop
-            if not sizes:
-                break
-        return blocks
+        bounds = _blocks(labels, sizes, width, len(sizes))
+        if bounds is not None and len(bounds) > 1:      # 5 columns as 3 + 2, not 4 + 1
+            even = _blocks(labels, sizes, width, ceil(len(sizes) / len(bounds)))
+            bounds = even if even is not None and len(even) == len(bounds) else bounds
+        if bounds is None:
+            return None
+        return [(start, stop, _allot(labels + sizes[start:stop],
+                                     [c.wrap for c in self.labels + self.columns[start:stop]],
+                                     width)) for start, stop in bounds]
 
     def _table(self, start: int, stop: int, widths: list[int], digits: int) -> Table:
         columns = self.labels + self.columns[start:stop]
@@ -168,6 +161,27 @@ class Fitted:
                 if texts[row].plain:
                     lines.append(Text(f"{name} {column.header} = ").append_text(texts[row]))
         return lines
+
+
+def _blocks(labels: list[tuple[int, int]], sizes: list[tuple[int, int]], width: int,
+            most: int) -> list[tuple[int, int]] | None:
+    """(start, stop) of consecutive blocks of at most `most` columns, each as many as fit
+    beside the labels at their least widths; None if a column alone does not fit."""
+    least_labels = sum(least for _, least in labels)
+    bounds, start = [], 0
+    while start < len(sizes) or not bounds:
+        stop, least = start, least_labels
+        while stop < len(sizes) and stop - start < most and _table_width(
+                least + sizes[stop][1], len(labels) + stop - start + 1) <= width:
+            least += sizes[stop][1]
+            stop += 1
+        if stop == start and start < len(sizes):
+            return None
+        bounds.append((start, stop))
+        start = stop
+        if not sizes:
+            break
+    return bounds
 
 
 def _allot(sizes: list[tuple[int, int]], wraps: list[bool], width: int) -> list[int]:
