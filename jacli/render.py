@@ -341,18 +341,17 @@ def render_tape(program: Program, outputs: list[str], trace: Trace | None, rows)
     _console().print(tape_renderable(program, outputs, trace, rows))
 
 
-_EXPLAIN_HEADERS = ("entry", "source", "adjoint ḡ", "→ argument", "local partial",
-                    "contribution ḡ × partial")
+_EXPLAIN_HEADERS = ("source", "adjoint ḡ", "→ argument", "partial", "contribution")
 
 
 def _sweep_table(output: str, rows: list[list]) -> Fitted:
-    cells = list(zip(*rows)) if rows else [()] * 7
+    cells = list(zip(*rows)) if rows else [()] * 6
     columns = [Column(header, list(column), justify="left" if header == "source" else "right",
                       wrap=header in ("source", "→ argument"))
                for header, column in zip(_EXPLAIN_HEADERS, cells[1:])]
     return Fitted(f"Backward sweep for {output}: from the last entry to the first, "
-                  f"seeded with ∂{output}/∂{output} = 1", [Column("step", list(cells[0]))],
-                  columns)
+                  f"seeded with ∂{output}/∂{output} = 1",
+                  [Column("step", list(cells[0]), justify="left")], columns)
 
 
 def explain_renderable(steps: list[dict]) -> Group:
@@ -369,8 +368,8 @@ def explain_renderable(steps: list[dict]) -> Group:
             continue
         first = True
         for send in step["sends"] or [None]:
-            cells = ([str(step["step"]), f"{step['entry']} {step['op']}", Text(step["text"]),
-                      step["adjoint"]] if first else ["", "", "", None])
+            cells = ([f"{step['step']}. {step['entry']} {step['op']}", Text(step["text"]),
+                      step["adjoint"]] if first else ["", "", None])
             cells += ([f"{send['to']} {send['to_text']}", send["partial"], send["contribution"]]
                       if send is not None else ["", None, None])
             rows.append(cells)
