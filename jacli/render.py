@@ -76,7 +76,7 @@ def _widths(column: Column, texts: list[Text]) -> tuple[int, int]:
 def _table_width(content: int, count: int) -> int:
     """The printed width of a SIMPLE_HEAD table: content, padding 1+1 per column, and
     the edges and separators (1 each)."""
-    return content + 2 * count + count + 1
+    return content + 3 * count + 1
 
 
 class Fitted:
@@ -84,9 +84,8 @@ class Fitted:
     docstring). `labels` are the columns that name the rows (repeated in every block);
     `columns` the others, in order. A renderable: build it, let the caller print it."""
 
-    def __init__(self, title: str | Text | None, labels: list[Column], columns: list[Column],
-                 caption: str | None = None):
-        self.title, self.labels, self.columns, self.caption = title, labels, columns, caption
+    def __init__(self, title: str | Text | None, labels: list[Column], columns: list[Column]):
+        self.title, self.labels, self.columns = title, labels, columns
 
     def __rich_console__(self, console, options):
         yield from self.layout(options.max_width)
@@ -95,30 +94,30 @@ class Fitted:
         parts = [] if self.title is None else [
             self.title if isinstance(self.title, Text) else Text(self.title, style="table.title")]
         n = len(self.columns)
-        for strict in (True, False):
+        few = max(1, ceil(n / 2))        # blocks of two columns or more, on average
+        packs: dict = {}
+        for fewest in (few, n):
             for digits in (DIGITS, SHORT_DIGITS):
-                blocks = self._pack(width, digits)
-                if blocks is None or (strict and len(blocks) > max(1, ceil(n / 2))):
-                    continue
-                for number, (start, stop, widths) in enumerate(blocks):
-                    if len(blocks) > 1:
-                        headers = [c.header for c in self.columns[start:stop]]
-                        shown = (", ".join(headers) if len(headers) <= 2
-                                 else f"{headers[0]} … {headers[-1]}")
-                        where = (f"column {stop}" if stop == start + 1
-                                 else f"columns {start + 1}–{stop}")
-                        parts.append(Text(f"{where} of {n}: {shown}", style="dim"))
-                    parts.append(self._table(start, stop, widths, digits))
-                if digits < DIGITS and any(c.digits > digits for c in self.columns):
-                    parts.append(Text(f"(numbers rounded to {digits} significant digits to fit "
-                                      f"{width} columns; --format plain or json gives every "
-                                      "digit)", style="dim"))
-                return self._captioned(parts)
-        return self._captioned(parts + self._lines())
+                if digits not in packs:
+                    packs[digits] = self._pack(width, digits)
+                blocks = packs[digits]
+                if blocks is not None and len(blocks) <= fewest:
+                    return parts + self._blocks(blocks, digits, width)
+        return parts + self._lines()
 
-    def _captioned(self, parts: list) -> list:
-        if self.caption:
-            parts.append(Text(self.caption, style="dim"))
+    def _blocks(self, blocks, digits: int, width: int) -> list:
+        parts = []
+        for start, stop, widths in blocks:
+            if len(blocks) > 1:
+                headers = [c.header for c in self.columns[start:stop]]
+                shown = (", ".join(headers) if len(headers) <= 2
+                         else f"{headers[0]} … {headers[-1]}")
+                where = f"column {stop}" if stop == start + 1 else f"columns {start + 1}–{stop}"
+                parts.append(Text(f"{where} of {len(self.columns)}: {shown}", style="dim"))
+            parts.append(self._table(start, stop, widths, digits))
+        if digits < DIGITS and any(c.digits > digits for c in self.columns):
+            parts.append(Text(f"(numbers rounded to {digits} significant digits to fit {width} "
+                              "columns; --format plain or json gives every digit)", style="dim"))
         return parts
 
     def _pack(self, width: int, digits: int):
