@@ -141,7 +141,7 @@ class Fitted:
         table = Table(box=box.SIMPLE_HEAD)
         cells = []
         for column, width in zip(columns, widths):
-            table.add_column(column.header, justify=column.justify, style=column.style,
+            table.add_column(Text(column.header), justify=column.justify, style=column.style,
                              width=width, no_wrap=not column.wrap, overflow="fold")
             cells.append(column.texts(digits))
         for row in zip(*cells):
