@@ -229,6 +229,14 @@ def test_shortened_numbers_say_so():
     assert "-0.1234567891" in wide and "significant digits" not in wide
 
 
+
+def test_too_narrow_for_any_table_lists_the_entries():
+    report = jac_report(2, 2)
+    text = render(report_renderable(report), 24)
+    values = list(report.at[0]) + list(report.value[0]) + list(report.jacobian[0].ravel())
+    assert_every_number_intact(text, values, 24)
+    assert "y2 ∂/∂x2 = " in " ".join(text.split())
+
 # --- what the commands print (in process) ------------------------------------------------
 
 NOTHING = "nothing to differentiate: the program has no variables"
