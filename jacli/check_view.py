@@ -194,10 +194,10 @@ def check_renderable(result: CheckResult, at_rows=None, variables: Sequence[str]
     """A Rich renderable: per point a table (entry, AD, FD, abs err, rel err, status) with
     a one-line verdict and the reasons of failures, failing points first; then the verdict
     on the whole check."""
-    from rich import box
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
+
+    from .render import Column, Fitted
 
     variables, at_rows, bad, points = _layout(result, variables, at_rows, bad_rows)
     rows = [row for row, b in enumerate(points) if b is not None]
@@ -212,11 +212,7 @@ def check_renderable(result: CheckResult, at_rows=None, variables: Sequence[str]
             continue
         at = ", ".join(f"{n}={_num(v)}" for n, v in zip(variables, at_rows[row]))
         title = (f"point {row + 1}: " if len(points) > 1 else "") + (at or "check")
-        table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left")
-        for header in ("entry", "AD", "finite difference", "abs err", "rel err", "status"):
-            table.add_column(header, overflow="fold",
-                             justify="left" if header in ("entry", "status") else "right")
-        reasons = []
+        entries, cells, reasons = [], [[] for _ in range(5)], []
         for i, out in enumerate(result.outputs):
             for j, name in enumerate(result.inputs):
                 code = int(result.reason_code[b, i, j])
@@ -227,10 +223,15 @@ def check_renderable(result: CheckResult, at_rows=None, variables: Sequence[str]
                     reason = explain_failure(result, b, i, j)
                     if reason not in reasons:
                         reasons.append(reason)
-                table.add_row(f"∂{out}/∂{name}", _num(result.ad[b, i, j]),
-                              _num(result.fd[b, i, j]), _num(result.abs_error[b, i, j], 3),
-                              _num(result.rel_error[b, i, j], 3), status)
-        parts.append(table)
+                entries.append(f"∂{out}/∂{name}")
+                for column, cell in zip(cells, (result.ad[b, i, j], result.fd[b, i, j],
+                                                result.abs_error[b, i, j],
+                                                result.rel_error[b, i, j], status)):
+                    column.append(cell if isinstance(cell, Text) else float(cell))
+        parts.append(Fitted(title, [Column("entry", entries, justify="left")], [
+            Column("AD", cells[0]), Column("finite difference", cells[1]),
+            Column("abs err", cells[2], digits=3), Column("rel err", cells[3], digits=3),
+            Column("status", cells[4], justify="left")]))
         ok = bool(result.point_ok[b])
         parts.append(Text(_point_verdict(result, b), style="green" if ok else "bold red"))
         parts += [Text("  " + reason, style="red") for reason in reasons]

@@ -218,6 +218,20 @@ def _names(items: list[str] | None) -> list[str] | None:
     return [name for item in items for name in _split(item)]
 
 
+#: The commands whose result is a derivative (tape shows its entries without one).
+_DIFFERENTIATING = ("grad", "jac", "hess", "jvp", "vjp", "check")
+
+
+def _nothing_to_differentiate(program: Program, outputs: list[str]) -> None:
+    if not program.variables:
+        raise JacliError("nothing to differentiate: the program has no variables",
+                         origin="program", hint="jacli eval prints its value")
+    raise JacliError(f"nothing to differentiate: {', '.join(outputs)} "
+                     f"depend{'s' if len(outputs) == 1 else ''} on no variable",
+                     origin="--out", hint="name the inputs with --wrt "
+                     f"(the program's variables: {', '.join(program.variables)})")
+
+
 class _Job:
     """What a command was asked: the program, its selections and its points."""
 
@@ -238,6 +252,8 @@ class _Job:
         if wrt is not None and not wrt_names:
             raise JacliError("no variable named: give --wrt x,y,...", origin="--wrt")
         self.inputs = self.program.select_inputs(wrt_names, self.outputs)
+        if not self.inputs and (command in _DIFFERENTIATING or options.get("explain")):
+            _nothing_to_differentiate(self.program, self.outputs)
         self.at = parse_at(options.get("at") or [])
         unused = self.program.unused(self.at)
         for name in unused:
@@ -781,6 +797,8 @@ def _run_check(job: _Job, fmt: str, output: str | None) -> int:
     problems.add(None, result.warnings)
     status = problems.finish()
     if not result.passed:
+        if fmt == "table" and output is None:   # the table says why, once
+            return 1
         for point in result.failing_points()[:3]:
             for failure in result.failures(point)[:3]:
                 print(f"jacli: point {point + 1}: d{failure.output}/d{failure.input}: "

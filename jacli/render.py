@@ -1,9 +1,19 @@
-"""Rich output for people (`--format table`). Only formats: never computes."""
+"""Rich output for people (`--format table`). Only formats: never computes.
+
+Every table is laid out for the width it is printed at (`Fitted`), so that a number or a
+header is never split across lines: the whole table when it fits; else its columns in
+labelled blocks (the row labels repeated); else its numbers to 6 significant digits
+(said under the table); else one line per entry.
+"""
 
 from __future__ import annotations
 
+from math import ceil
+from typing import Callable, NamedTuple, Sequence
+
 import numpy as np
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
@@ -14,21 +24,182 @@ from .formats import Report
 #: How many points a table shows before it says how many more there are.
 SHOWN_POINTS = 20
 SHOWN_MATRICES = 5
+#: Significant digits of the numbers in tables; the shorter one only when the full does not fit.
+DIGITS = 10
+SHORT_DIGITS = 6
 
 
-def _table(**options) -> Table:
-    """A table whose cells wrap (fold) instead of ending in '…': numbers are never cut."""
-    return Table(box=box.SIMPLE_HEAD, title_justify="left", **options)
-
-
-def _column(table: Table, header: str, **options) -> None:
-    table.add_column(header, overflow="fold", **options)
-
-
-def _num(x: float | None, digits: int = 10) -> str:
+def _num(x: float | None, digits: int = DIGITS) -> str:
     if x is None:
         return ""
     return format(x, f".{digits}g")
+
+
+class Column(NamedTuple):
+    """One column of a `Fitted` table.
+
+    A cell is a number (float, or None for an empty cell), a str or Text, or a function of
+    the significant digits that returns the cell's text (numbers inside text). `digits`
+    caps the digits of the column's numbers (3 for errors). A `wrap` column is text that
+    may wrap at its spaces, never inside a word; every other cell stays on one line."""
+    header: str
+    cells: Sequence
+    justify: str = "right"
+    style: str | None = None
+    digits: int = DIGITS
+    wrap: bool = False
+
+    def texts(self, digits: int) -> list[Text]:
+        digits = min(digits, self.digits)
+        out = []
+        for cell in self.cells:
+            if isinstance(cell, Text):
+                out.append(cell)
+            elif isinstance(cell, str):
+                out.append(Text(cell))
+            elif callable(cell):
+                out.append(Text(cell(digits)))
+            else:
+                out.append(Text(_num(cell, digits)))
+        return out
+
+
+def _widths(column: Column, texts: list[Text]) -> tuple[int, int]:
+    """(natural, least) width of a column's content: a header never wraps, nor a word."""
+    natural = max([cell_len(column.header)] + [t.cell_len for t in texts])
+    if not column.wrap:
+        return natural, natural
+    words = [cell_len(w) for t in texts for w in t.plain.split()]
+    return natural, max([cell_len(column.header)] + words)
+
+
+def _table_width(content: int, count: int) -> int:
+    """The printed width of a SIMPLE_HEAD table: content, padding 1+1 per column, and
+    the edges and separators (1 each)."""
+    return content + 3 * count + 1
+
+
+class Fitted:
+    """A table that lays itself out for the width it is printed at (see the module's
+    docstring). `labels` are the columns that name the rows (repeated in every block);
+    `columns` the others, in order. A renderable: build it, let the caller print it."""
+
+    def __init__(self, title: str | Text | None, labels: list[Column], columns: list[Column]):
+        self.title, self.labels, self.columns = title, labels, columns
+
+    def __rich_console__(self, console, options):
+        yield from self.layout(options.max_width)
+
+    def layout(self, width: int) -> list:
+        parts = [] if self.title is None else [
+            self.title if isinstance(self.title, Text) else Text(self.title, style="table.title")]
+        n = len(self.columns)
+        few = max(1, ceil(n / 2))        # blocks of two columns or more, on average
+        packs: dict = {}
+        for fewest in (few, n):
+            for digits in (DIGITS, SHORT_DIGITS):
+                if digits not in packs:
+                    packs[digits] = self._pack(width, digits)
+                blocks = packs[digits]
+                if blocks is not None and len(blocks) <= fewest:
+                    return parts + self._blocks(blocks, digits, width)
+        return parts + self._lines()
+
+    def _blocks(self, blocks, digits: int, width: int) -> list:
+        parts = []
+        for start, stop, widths in blocks:
+            if len(blocks) > 1:
+                headers = [c.header for c in self.columns[start:stop]]
+                shown = (", ".join(headers) if len(headers) <= 2
+                         else f"{headers[0]} … {headers[-1]}")
+                where = f"column {stop}" if stop == start + 1 else f"columns {start + 1}–{stop}"
+                parts.append(Text(f"{where} of {len(self.columns)}: {shown}", style="dim"))
+            parts.append(self._table(start, stop, widths, digits))
+        if digits < DIGITS and any(c.digits > digits for c in self.columns):
+            parts.append(Text(f"(numbers rounded to {digits} significant digits to fit {width} "
+                              "columns; --format plain or json gives every digit)", style="dim"))
+        return parts
+
+    def _pack(self, width: int, digits: int):
+        """The data columns in consecutive blocks that fit `width` beside the labels, as
+        few blocks as fit and of even counts where they can be: [(start, stop, content
+        widths of labels + block)], or None if one column alone does not fit."""
+        labels = [_widths(c, c.texts(digits)) for c in self.labels]
+        sizes = [_widths(c, c.texts(digits)) for c in self.columns]
+        bounds = _blocks(labels, sizes, width, len(sizes))
+        if bounds is not None and len(bounds) > 1:      # 5 columns as 3 + 2, not 4 + 1
+            even = _blocks(labels, sizes, width, ceil(len(sizes) / len(bounds)))
+            bounds = even if even is not None and len(even) == len(bounds) else bounds
+        if bounds is None:
+            return None
+        return [(start, stop, _allot(labels + sizes[start:stop],
+                                     [c.wrap for c in self.labels + self.columns[start:stop]],
+                                     width)) for start, stop in bounds]
+
+    def _table(self, start: int, stop: int, widths: list[int], digits: int) -> Table:
+        columns = self.labels + self.columns[start:stop]
+        table = Table(box=box.SIMPLE_HEAD)
+        cells = []
+        for column, width in zip(columns, widths):
+            table.add_column(Text(column.header), justify=column.justify, style=column.style,
+                             width=width, no_wrap=not column.wrap, overflow="fold")
+            cells.append(column.texts(digits))
+        for row in zip(*cells):
+            table.add_row(*row)
+        return table
+
+    def _lines(self) -> list[Text]:
+        """The last resort: one line per entry, `label header = cell` (wrapping only at
+        spaces)."""
+        labels = [c.texts(DIGITS) for c in self.labels]
+        columns = [c.texts(DIGITS) for c in self.columns]
+        lines = []
+        for row in range(len(self.labels[0].cells) if self.labels else 0):
+            name = " ".join(texts[row].plain for texts in labels if texts[row].plain)
+            for column, texts in zip(self.columns, columns):
+                if texts[row].plain:
+                    lines.append(Text(f"{name} {column.header} = ").append_text(texts[row]))
+        return lines
+
+
+def _blocks(labels: list[tuple[int, int]], sizes: list[tuple[int, int]], width: int,
+            most: int) -> list[tuple[int, int]] | None:
+    """(start, stop) of consecutive blocks of at most `most` columns, each as many as fit
+    beside the labels at their least widths; None if a column alone does not fit."""
+    least_labels = sum(least for _, least in labels)
+    bounds, start = [], 0
+    while start < len(sizes) or not bounds:
+        stop, least = start, least_labels
+        while stop < len(sizes) and stop - start < most and _table_width(
+                least + sizes[stop][1], len(labels) + stop - start + 1) <= width:
+            least += sizes[stop][1]
+            stop += 1
+        if stop == start and start < len(sizes):
+            return None
+        bounds.append((start, stop))
+        start = stop
+        if not sizes:
+            break
+    return bounds
+
+
+def _allot(sizes: list[tuple[int, int]], wraps: list[bool], width: int) -> list[int]:
+    """Content widths: natural where the table fits, else the widest wrapping columns
+    narrowed (never below their longest word) until it does."""
+    widths = [natural for natural, _ in sizes]
+    excess = _table_width(sum(widths), len(widths)) - width
+    while excess > 0:
+        slack = [j for j, w in enumerate(wraps) if w and widths[j] > sizes[j][1]]
+        if not slack:
+            break
+        j = max(slack, key=widths.__getitem__)
+        others = max((widths[k] for k in slack if k != j), default=0)
+        target = max(sizes[j][1], others, widths[j] - excess)
+        if target == widths[j]:
+            target -= 1
+        excess -= widths[j] - target
+        widths[j] = target
+    return widths
 
 
 def _at_text(report: Report, row: int) -> str:
@@ -46,61 +217,51 @@ def _bad_row(report: Report, row: int) -> Text:
     return Text(f"row {row + 1}: {report.bad_rows[row]}", style="red")
 
 
-def _points_table(report: Report, row_numbers: list[int]) -> Table:
+def _points_table(report: Report, row_numbers: list[int]) -> Fitted:
     """One row per point: the variables, then every result of the command, flattened."""
-    table = _table()
-    _column(table, "row", justify="right", style="dim")
+    headers, styles, values = [], [], []
     for name in report.variables:
-        _column(table, name, justify="right", style="cyan")
-    fields = report.fields()
-    for key, _ in fields:
+        headers.append(name)
+        styles.append("cyan")
+    numbers = [list(report.at[row]) for row in row_numbers]
+    for key, array in report.fields():
         for header in report.headers(key, "∂", "∂²"):
-            _column(table, header, justify="right", style="bold" if key == "value" else None)
-    for row in row_numbers:
+            headers.append(header)
+            styles.append("bold" if key == "value" else None)
+        for numbers_of_row, row in zip(numbers, row_numbers):
+            numbers_of_row += list(np.ravel(array[row]))
+    for numbers_of_row, row in zip(numbers, row_numbers):
         if row in report.bad_rows:
-            table.add_row(str(row + 1), Text("error (below)", style="red"))
-            continue
-        numbers = list(report.at[row])
-        for _, array in fields:
-            numbers += list(np.ravel(array[row]))
-        table.add_row(str(row + 1), *map(_num, numbers))
-    return table
+            numbers_of_row[:] = [Text("error (below)", style="red")] + [None] * (len(headers) - 1)
+    columns = [Column(header, [cells[j] for cells in numbers], style=style)
+               for j, (header, style) in enumerate(zip(headers, styles))]
+    rows = Column("row", [str(row + 1) for row in row_numbers], style="dim")
+    return Fitted(None, [rows], columns)
 
 
-def _gradient_table(report: Report, row: int) -> Table:
+def _gradient_table(report: Report, row: int) -> Fitted:
     out = report.outputs[0]
-    table = _table(title=f"{out} = {_num(report.value[row, 0])}")
-    _column(table, "input")
-    _column(table, "value", justify="right", style="cyan")
-    _column(table, f"∂{out}/∂input", justify="right", style="bold")
     at = dict(zip(report.variables, report.at[row]))
-    for j, name in enumerate(report.inputs):
-        table.add_row(name, _num(at.get(name)), _num(report.jacobian[row, 0, j]))
-    return table
+    return Fitted(f"{out} = {_num(report.value[row, 0])}",
+                  [Column("input", report.inputs, justify="left")],
+                  [Column("value", [at.get(name) for name in report.inputs], style="cyan"),
+                   Column(f"∂{out}/∂input", list(report.jacobian[row, 0]), style="bold")])
 
 
-def _jacobian_table(report: Report, row: int) -> Table:
+def _jacobian_table(report: Report, row: int) -> Fitted:
     title = f"Jacobian at {_at_text(report, row)}" if report.variables else "Jacobian"
-    table = _table(title=title)
-    _column(table, "output")
-    _column(table, "value", justify="right", style="cyan")
-    for name in report.inputs:
-        _column(table, f"∂/∂{name}", justify="right", style="bold")
-    for k, out in enumerate(report.outputs):
-        table.add_row(out, _num(report.value[row, k]),
-                      *map(_num, report.jacobian[row, k]))
-    return table
+    return Fitted(title, [Column("output", report.outputs, justify="left")],
+                  [Column("value", list(report.value[row]), style="cyan")]
+                  + [Column(f"∂/∂{name}", list(report.jacobian[row, :, j]), style="bold")
+                     for j, name in enumerate(report.inputs)])
 
 
-def _hessian_table(report: Report, row: int) -> Table:
+def _hessian_table(report: Report, row: int) -> Fitted:
     out = report.outputs[0]
-    table = _table(title=f"Hessian of {out}")
-    _column(table, "")
-    for name in report.inputs:
-        _column(table, f"∂/∂{name}", justify="right", style="bold")
-    for i, name in enumerate(report.inputs):
-        table.add_row(f"∂{out}/∂{name}", *map(_num, report.hessian[row, i]))
-    return table
+    return Fitted(f"Hessian of {out}",
+                  [Column("", [f"∂{out}/∂{name}" for name in report.inputs], justify="left")],
+                  [Column(f"∂/∂{name}", list(report.hessian[row, :, j]), style="bold")
+                   for j, name in enumerate(report.inputs)])
 
 
 def _one_point(report: Report, row: int) -> list:
@@ -139,42 +300,39 @@ def render_report(report: Report, total: int | None = None) -> None:
     _console().print(report_renderable(report, total))
 
 
+def _partials(row: dict) -> Callable[[int], str]:
+    return lambda digits: ", ".join(f"∂/∂{a}={_num(p, digits)}" for a, p in
+                                    zip(row["args"], row["partials"]) if p is not None)
+
+
 def tape_renderable(program: Program, outputs: list[str], trace: Trace | None, rows) -> Group:
-    title = "Tape (Wengert list): one entry per primitive, in evaluation order"
-    table = _table(title=title)
-    _column(table, "entry", style="dim")
-    _column(table, "op", style="bold")
-    _column(table, "args")
-    _column(table, "source")
-    if trace is not None:
-        _column(table, "value", justify="right", style="cyan")
-        _column(table, "local partials ∂entry/∂arg", justify="left")
-        for out in outputs:
-            _column(table, f"adjoint ∂{out}/∂entry", justify="right", style="bold")
+    sources = []
     for row in rows:
         source = Text(row["text"])
         if row["names"]:
             source.append("  → " + ", ".join(row["names"]), style="green")
-        cells = [row["entry"], row["op"], ", ".join(row["args"]), source]
-        if trace is not None:
-            # 6 digits keep the many columns of the tape readable; plain/json have all 17.
-            partials = ", ".join(f"∂/∂{a}={_num(p, 6)}" for a, p in
-                                 zip(row["args"], row["partials"]) if p is not None)
-            cells += [_num(row["value"], 6), partials, *[_num(a, 6) for a in row["adjoints"]]]
-        table.add_row(*cells)
-    parts = [table]
+        sources.append(source)
+    columns = [Column("op", [row["op"] for row in rows], justify="left", style="bold"),
+               Column("args", [", ".join(row["args"]) for row in rows], justify="left",
+                      wrap=True),
+               Column("source", sources, justify="left", wrap=True)]
     if trace is not None:
+        columns += [Column("value", [row["value"] for row in rows], style="cyan"),
+                    Column("local partials", [_partials(row) for row in rows],
+                           justify="left", wrap=True)]
+        columns += [Column(f"adjoint ∂{out}/∂entry", [row["adjoints"][k] for row in rows],
+                           style="bold") for k, out in enumerate(outputs)]
+    entries = Column("entry", [row["entry"] for row in rows], justify="left", style="dim")
+    parts = [Fitted("Tape (Wengert list): one entry per primitive, in evaluation order",
+                    [entries], columns)]
+    if trace is not None and trace.inputs:
         parts.append(Text(
             "\nReverse mode sweeps the tape from the last entry to the first: each entry's adjoint "
             "is the sum over its users of (user's adjoint) × (user's local partial). "
             "The adjoints of the inputs are the Jacobian's rows.\n", style="dim"))
-        jacobian = _table(title="Jacobian")
-        _column(jacobian, "output")
-        for name in trace.inputs:
-            _column(jacobian, f"∂/∂{name}", justify="right", style="bold")
-        for k, out in enumerate(outputs):
-            jacobian.add_row(out, *map(_num, trace.jacobian[k]))
-        parts.append(jacobian)
+        parts.append(Fitted("Jacobian", [Column("output", outputs, justify="left")],
+                            [Column(f"∂/∂{name}", list(trace.jacobian[:, j]), style="bold")
+                             for j, name in enumerate(trace.inputs)]))
     return Group(*parts)
 
 
@@ -182,35 +340,42 @@ def render_tape(program: Program, outputs: list[str], trace: Trace | None, rows)
     _console().print(tape_renderable(program, outputs, trace, rows))
 
 
+_EXPLAIN_HEADERS = ("source", "adjoint ḡ", "→ argument", "partial", "contribution")
+
+
+def _sweep_table(output: str, rows: list[list]) -> Fitted:
+    cells = list(zip(*rows)) if rows else [()] * 6
+    columns = [Column(header, list(column), justify="left" if header == "source" else "right",
+                      wrap=header in ("source", "→ argument"))
+               for header, column in zip(_EXPLAIN_HEADERS, cells[1:])]
+    return Fitted(f"Backward sweep for {output}: from the last entry to the first, "
+                  f"seeded with ∂{output}/∂{output} = 1",
+                  [Column("step", list(cells[0]), justify="left")], columns)
+
+
 def explain_renderable(steps: list[dict]) -> Group:
-    parts = []
-    table = None
+    parts, rows = [], []
     for step in steps:
         output = step["output"]
         if "gradient" in step:
+            if rows:
+                parts.append(_sweep_table(output, rows))
             gradient = ", ".join(f"∂{output}/∂{n} = {_num(v)}" for n, v in step["gradient"].items())
-            parts += [table, Text(f"gradient of {output} (a row of the Jacobian): {gradient}\n",
-                                  style="bold")]
-            table = None
+            parts.append(Text(f"gradient of {output} (a row of the Jacobian): {gradient}\n",
+                              style="bold"))
+            rows = []
             continue
-        if table is None:
-            table = _table(title=f"Backward sweep for {output}: from the last entry to the first, "
-                                 f"seeded with ∂{output}/∂{output} = 1")
-            for header in ("step", "entry", "source", "adjoint ḡ", "→ argument",
-                           "local partial", "contribution ḡ × partial"):
-                _column(table, header, justify="right" if header != "source" else "left")
         first = True
         for send in step["sends"] or [None]:
-            cells = ([str(step["step"]), f"{step['entry']} {step['op']}", Text(step["text"]),
-                      _num(step["adjoint"])] if first else ["", "", "", ""])
-            if send is not None:
-                cells += [f"{send['to']} {send['to_text']}", _num(send["partial"]),
-                          _num(send["contribution"])]
-            table.add_row(*cells)
+            cells = ([f"{step['step']}. {step['entry']} {step['op']}", Text(step["text"]),
+                      step["adjoint"]] if first else ["", "", None])
+            cells += ([f"{send['to']} {send['to_text']}", send["partial"], send["contribution"]]
+                      if send is not None else ["", None, None])
+            rows.append(cells)
             first = False
     parts.append(Text("Each entry's adjoint is the sum of the contributions sent to it by "
                       "later entries; the inputs' adjoints are the gradient.", style="dim"))
-    return Group(*[p for p in parts if p is not None])
+    return Group(*parts)
 
 
 def render_explain(steps: list[dict]) -> None:
