@@ -104,7 +104,8 @@ def test_the_generator_reaches_valid_programs():
     """The grammar strategy is not vacuous: many of its programs compile."""
     compiled = 0
 
-    @settings(max_examples=25, deadline=None, database=None, derandomize=True)
+    @settings(max_examples=25, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
     @given(PROGRAMS)
     def count(source):
         nonlocal compiled
