@@ -18,18 +18,54 @@ Identical nodes are shared (the tape's hash-consing): common subexpressions once
 from __future__ import annotations
 
 import math
+from fractions import Fraction
+from typing import NamedTuple
 
 import numpy as np
 
 from .prims import PRIMITIVES
-from .tape import CONST, NodeOps, Tape
+from .tape import CONST, VAR, NodeOps, Tape
+
+#: How many levels of products, quotients and negations a readable rewrite looks into,
+#: and how many factors it will reorder: enough for hand-sized terms, and bounded, so
+#: that shared subexpressions stay shared and no rewrite recurses deeply.
+TERM_DEPTH = 4
+MAX_FACTORS = 6
+
+
+class _Term(NamedTuple):
+    """coefficient * product(num) / product(den), the coefficient an exact rational."""
+    coefficient: Fraction
+    num: list
+    den: list
+
+
+def _coefficient(c: Fraction) -> tuple[float | None, float]:
+    """An exact written form of c > 0: (c, 1) if c is a double, else (p, q) for p/q in
+    lowest terms with integers below 2^53, else (None, 1). A short decimal (0.5, 1.5)
+    is written as a decimal, other doubles as p/q where that is shorter (2/3)."""
+    try:
+        double = float(c)
+    except OverflowError:
+        return None, 1.0
+    exact = math.isfinite(double) and Fraction(double) == c
+    limit = 2 ** 53
+    if c.numerator < limit and 1 < c.denominator < limit and (
+            not exact or len(repr(double)) > 6):
+        return float(c.numerator), float(c.denominator)
+    return (double, 1.0) if exact else (None, 1.0)
 
 
 class SimplifyingOps(NodeOps):
-    """NodeOps that fold constants and drop neutral elements (see the module doc)."""
+    """NodeOps that fold constants and drop neutral elements (see the module doc).
 
-    def __init__(self, tape: Tape, span=None):
+    With `readable` (for `jacli diff`), products and quotients are also rewritten in
+    the form one writes by hand, which may change a value by rounding (see `_Term`).
+    """
+
+    def __init__(self, tape: Tape, span=None, readable: bool = False):
         super().__init__(tape, span)
+        self.readable = readable
         # Nodes of the source that depend on no variable (`2^3^2`, `-2`) are constants too.
         self.constants: dict[int, float] = {}
         with np.errstate(all="ignore"):
@@ -53,15 +89,131 @@ class SimplifyingOps(NodeOps):
 
     def apply(self, op: str, args: tuple[int, ...]) -> int:
         values = [self._constant(a) for a in args]
+        constant = bool(args) and all(v is not None for v in values)
+        if self.readable and not constant:
+            readable = self._readable(op, args)
+            if readable is not None:
+                return readable
         simpler = self._simplify(op, args, values)   # first: x*1 keeps the name of x
         if simpler is not None:
             return simpler if isinstance(simpler, int) else self.apply(*simpler)
-        if args and all(v is not None for v in values) and not PRIMITIVES[op].internal:
+        if constant and not PRIMITIVES[op].internal:
             with np.errstate(all="ignore"):
                 folded = float(PRIMITIVES[op].forward(*[np.float64(v) for v in values]))
-            if math.isfinite(folded):
+            # 1/3 stays a quotient when printed: it reads better than 0.3333333333333333
+            inexact = (self.readable and op == "div" and values[1] and all(
+                math.isfinite(v) for v in (folded, *values))
+                and Fraction(folded) != Fraction(values[0]) / Fraction(values[1]))
+            if math.isfinite(folded) and not inexact:
                 return self.tape.const(folded)
         return self.tape.apply(op, args, self.span)
+
+    # --- readable products and quotients (jacli diff) ---------------------------------
+
+    def _term(self, index: int, depth: int = TERM_DEPTH) -> "_Term":
+        """The node as coefficient * product(num) / product(den), looking `depth` levels
+        into products, quotients and negations (not further: sharing must survive)."""
+        value = self._constant(index)
+        if value is not None and value != 0.0 and math.isfinite(value):
+            return _Term(Fraction(value), [], [])   # a 0 stays a factor: 0*inf is nan
+        node = self.tape.nodes[index]
+        if depth and node.op in ("neg", "mul", "div"):
+            parts = [self._term(a, depth - 1) for a in node.args]
+            if node.op == "neg":
+                return _Term(-parts[0].coefficient, parts[0].num, parts[0].den)
+            (c1, n1, d1), (c2, n2, d2) = parts
+            if node.op == "mul":
+                return _Term(c1 * c2, n1 + n2, d1 + d2)
+            return _Term(c1 / c2, n1 + d2, d1 + n2)
+        return _Term(Fraction(1), [index], [])
+
+    def _readable(self, op: str, args: tuple[int, ...]) -> int | None:
+        """Products, quotients and negations as written by hand, or None to leave it to
+        the rules of `_simplify`: the constant first and folded (3*(2*x) -> 6*x), then
+        variables, then powers of variables, then the rest (exp(u)*x -> x*exp(u)), a
+        repeated factor as a power (x*x -> x^2), one division last (a*(b/c) -> a*b/c,
+        a/b/c -> a/(b*c)); and a sum's negative term subtracted."""
+        if op == "neg" and self.tape.nodes[args[0]].op == "sub":   # -(a - b) -> b - a
+            return self.apply("sub", self.tape.nodes[args[0]].args[::-1])
+        terms = [self._term(a) for a in args]
+        if op == "neg":
+            c, num, den = terms[0]
+            return self._build(_Term(-c, num, den))
+        if op in ("mul", "div"):
+            (c1, n1, d1), (c2, n2, d2) = terms
+            if op == "mul":
+                return self._build(_Term(c1 * c2, n1 + n2, d1 + d2))
+            return self._build(_Term(c1 / c2, n1 + d2, d1 + n2))
+        if op in ("add", "sub"):   # a + (-c)*x -> a - c*x, exactly: (-c)*x = -(c*x)
+            flipped = [self._build(_Term(-c, num, den)) if c < 0 else None
+                       for c, num, den in terms]
+            if flipped[1] is not None:
+                return self.apply("sub" if op == "add" else "add", (args[0], flipped[1]))
+            if op == "add" and flipped[0] is not None:   # -a + b -> b - a
+                return self.apply("sub", (args[1], flipped[0]))
+        return None
+
+    def _rank(self, index: int) -> tuple[int, int]:
+        node = self.tape.nodes[index]
+        if node.op == CONST:
+            return (0, 0)
+        if node.op == VAR:                                     # x, y, in order
+            return (1, index)
+        base, exponent = (self.tape.nodes[a].op for a in node.args) if node.op == "pow" else (
+            None, None)
+        if base == VAR and exponent == CONST:                  # x^2 beside x
+            return (1, node.args[0])
+        return (2, 0)
+
+    def _build(self, term: "_Term") -> int | None:
+        """The node of a term, built as printed, or None if its coefficient has no
+        exact form (a double, or a ratio of integers below 2^53) or it has too many
+        factors to be worth rewriting."""
+        c, num, den = term
+        if len(num) + len(den) > MAX_FACTORS:
+            return None
+        zeros = [f for f in num if self.tape.nodes[f].op == CONST
+                 and self.tape.nodes[f].value == 0.0]
+        if zeros:   # a 0 of the program: c*0 is a (signed) 0, written as one factor
+            num = [f for f in num if f not in zeros] + [
+                self.tape.const(math.copysign(0.0, c) * math.prod(
+                    self.tape.nodes[z].value for z in zeros))]
+            c = Fraction(1)
+        top, bottom = _coefficient(abs(c))
+        if top is None:
+            return None
+        tape = self.tape
+
+        def product(lead: float, factors: list[int]) -> int | None:
+            counts: dict[int, int] = {}
+            for f in factors:
+                counts[f] = counts.get(f, 0) + 1
+            ordered = sorted(counts, key=self._rank)   # stable: the order of appearance
+            nodes = [tape.const(lead)] if lead != 1 else []
+            for f in ordered:
+                nodes.append(f if counts[f] == 1 else
+                             tape.apply("pow", (f, tape.const(counts[f])), self.span))
+            if not nodes:
+                return None
+            result = nodes[0]
+            for f in nodes[1:]:
+                result = tape.apply("mul", (result, f), self.span)
+            return result
+
+        negative = c < 0
+        sign = -1.0 if negative and (top != 1 or not num) else 1.0   # -2*x, -1/x^2
+        numerator = product(sign * top, num)
+        if numerator is None:
+            numerator = tape.const(sign * top)
+        denominator = product(bottom, den)
+        result = numerator if denominator is None else tape.apply(
+            "div", (numerator, denominator), self.span)
+        if negative and sign == 1.0:                         # -x*exp(u), -y/t
+            node = tape.nodes[result]
+            if node.op == "sub":                             # -(a - b) -> b - a
+                return tape.apply("sub", node.args[::-1], self.span)
+            return tape.apply("neg", (result,), self.span)
+        return result
 
     def __getattr__(self, op: str):
         if op not in PRIMITIVES:
