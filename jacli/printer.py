@@ -97,7 +97,7 @@ def _jacli_text(op: str, args: list[tuple[str, int]]) -> tuple[str, int]:
                 f"{_wrap(right, right_level, level + 1)}", level)
     if op == "neg":   # -(x*y) as -x*y: (-x)*y is the same double, and -(x/y) likewise
         text, level = args[0]
-        if level == PRODUCT:
+        if level == PRODUCT and not text.startswith("-"):
             return "-" + text, PRODUCT
         return "-" + _wrap(text, level, UNARY), UNARY
     if op == "pow":   # the base is an atom, the exponent may carry a sign
@@ -124,7 +124,7 @@ def _latex_text(op: str, args: list[tuple[str, int]]) -> tuple[str, int]:
         return f"{left} {sign} {_wrap(right, right_level, PRODUCT, True)}", SUM
     if op == "neg":
         text, level = args[0]
-        if level == PRODUCT:
+        if level == PRODUCT and not text.startswith("-"):
             return "-" + text, PRODUCT
         return "-" + _wrap(text, level, UNARY, True), UNARY
     if op == "pow":
@@ -190,7 +190,10 @@ def statements(d: Derivatives, latex: bool = False) -> list[Statement]:
             top, bottom = _latex_fraction(*[fractions.get(a, (typeset[a], None))
                                             for a in node.args])
             fractions[index] = (top, bottom)
-            typeset[index] = (f"\\frac{{{top[0]}}}{{{bottom[0]}}}", ATOM)
+            if top[0].startswith("-") and top[1] in (UNARY, PRODUCT):   # -\frac{1}{x^2}
+                typeset[index] = (f"-\\frac{{{top[0][1:]}}}{{{bottom[0]}}}", UNARY)
+            else:
+                typeset[index] = (f"\\frac{{{top[0]}}}{{{bottom[0]}}}", ATOM)
         elif latex:
             typeset[index] = _latex_text(node.op, [typeset[a] for a in node.args])
         # A short text used again (exp(x), x - y) reads better than a name for it.

@@ -13,6 +13,12 @@ Simplification never changes a value (IEEE-754 included):
   -a + b -> b - a, a - -b -> a + b, a*-b and -a*b -> -(a*b) (likewise /), -(c*x) -> (-c)*x;
 - 0*x is NOT simplified unless x is a finite constant: 0*inf and 0*nan are nan.
 Identical nodes are shared (the tape's hash-consing): common subexpressions once.
+
+`jacli diff` asks for more (`readable`): products and quotients in the form one writes
+by hand, constants folded and first, one division last (3*(2*x) -> 6*x, a*(b/c) -> a*b/c,
+a/b/c -> a/(b*c), x*x -> x^2). Regrouping a product may change its rounding (by a few
+units in the last place; at overflow or underflow, more), so Hessians do not use it;
+the README's "Derivatives as programs" says where the printed values may differ.
 """
 
 from __future__ import annotations

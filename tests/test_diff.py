@@ -212,6 +212,52 @@ def test_polar_latex(monkeypatch):
         "\\end{align*}\n")
 
 
+def test_latex_has_no_fraction_inside_a_fraction():
+    # sin(x)/x: d/dx = cos(x)/x - sin(x)/x/x by the quotient rule; x/(y/z) and (x/y)/z
+    # appear in the source itself (cos of them), and are typeset flat too.
+    assert diff("sin(x)/x", "--format", "latex").splitlines()[1] == (
+        "\\frac{\\partial f1}{\\partial x} &= \\frac{\\cos\\left(x\\right)}{x} - "
+        "\\frac{\\sin\\left(x\\right)}{{x}^{2}}")
+    latex = diff("sin(x/y/z) + sin(x/(y/z))", "--wrt", "x", "--format", "latex")
+    assert "\\cos\\left(\\frac{x}{y \\cdot z}\\right)" in latex
+    assert "\\cos\\left(\\frac{x \\cdot z}{y}\\right)" in latex
+    assert "\\frac{\\frac" not in latex and "}{\\frac" not in latex
+    # A negative numerator is written before the fraction.
+    assert diff("1/x", "--format", "latex").splitlines()[1] == (
+        "\\frac{\\partial f1}{\\partial x} &= -\\frac{1}{{x}^{2}}")
+
+
+def test_latex_writes_greek_names_as_greek_letters():
+    latex = diff("theta^2*alpha + sin(beta_1) + Omega*omegas", "--format", "latex")
+    assert latex == (
+        "\\begin{align*}\n"
+        "\\frac{\\partial f1}{\\partial \\theta} &= 2 \\cdot \\theta \\cdot \\alpha \\\\\n"
+        "\\frac{\\partial f1}{\\partial \\alpha} &= {\\theta}^{2} \\\\\n"
+        "\\frac{\\partial f1}{\\partial \\beta_{1}} &= \\cos\\left(\\beta_{1}\\right) \\\\\n"
+        "\\frac{\\partial f1}{\\partial \\Omega} &= omegas \\\\\n"
+        "\\frac{\\partial f1}{\\partial omegas} &= \\Omega\n"
+        "\\end{align*}\n")
+
+
+#: Derivatives whose readable form moves only powers of two (0.5*(2*d) -> d, 3*(2*x) ->
+#: 6*x, -0.5*e*(2*x) -> -x*e) and divides by nothing: away from overflow and underflow
+#: they are the doubles of jacli's own AD, bit for bit.
+POWERS_OF_TWO = ["3*x^2", "0.5*(yhat - t)^2", "exp(-x^2/2)", "x^2*y + sin(z)",
+                 "(x - y)^2", "-0.5*x^2", "x^2/4", "x*exp(-x)", "cos(x)^3"]
+
+
+@pytest.mark.parametrize("source", POWERS_OF_TWO)
+def test_folding_powers_of_two_keeps_grads_doubles(source):
+    program = jacli.compile(source)
+    printed = jacli.compile(diff("--", source))
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        point = {name: float(rng.uniform(-3, 3)) for name in program.variables}
+        gradient = [float(g) for g in program.grad(point).gradient]
+        values = printed.eval({n: point[n] for n in printed.variables}).value
+        assert [float(v) for v in values] == gradient, (source, point)
+
+
 def test_json_form_matches_the_program(monkeypatch):
     monkeypatch.chdir(REPO)
     data = json.loads(diff("-f", "samples/rosenbrock.jac", "--wrt", "x,y", "--format", "json"))
