@@ -136,12 +136,16 @@ class SimplifyingOps(NodeOps):
     def _readable(self, op: str, args: tuple[int, ...]) -> int | None:
         """Products, quotients and negations as written by hand, or None to leave it to
         the rules of `_simplify`: the constant first and folded (3*(2*x) -> 6*x), then
-        variables, then powers of variables, then the rest (exp(u)*x -> x*exp(u)), a
+        variables, then powers of variables, then the rest (exp(u)*x -> x*exp(u)), sums
+        last ((1 - t)*e -> e*(1 - t)), a
         repeated factor as a power (x*x -> x^2), one division last (a*(b/c) -> a*b/c,
-        a/b/c -> a/(b*c)); and a sum's negative term subtracted."""
+        a/b/c -> a/(b*c)); a sum's negative term subtracted, and a + a -> 2*a."""
         if op == "neg" and self.tape.nodes[args[0]].op == "sub":   # -(a - b) -> b - a
             return self.apply("sub", self.tape.nodes[args[0]].args[::-1])
         terms = [self._term(a) for a in args]
+        if op == "add" and args[0] == args[1]:   # a + a -> 2*a, exactly
+            c, num, den = terms[0]
+            return self._build(_Term(2 * c, num, den))
         if op == "neg":
             c, num, den = terms[0]
             return self._build(_Term(-c, num, den))
@@ -169,7 +173,7 @@ class SimplifyingOps(NodeOps):
             None, None)
         if base == VAR and exponent == CONST:                  # x^2 beside x
             return (1, node.args[0])
-        return (2, 0)
+        return (3, 0) if node.op in ("add", "sub") else (2, 0)   # (a - b) last
 
     def _build(self, term: "_Term") -> int | None:
         """The node of a term, built as printed, or None if its coefficient has no

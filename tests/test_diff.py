@@ -533,6 +533,20 @@ def test_neutral_elements_disappear(source, expected, absent):
             assert fragment not in right, (fragment, line)
 
 
+def test_equal_terms_and_factors_are_a_double_and_a_square_value_for_value():
+    # d/dx x*x = x + x: written 2*x; d/dy x*y*x = x*x: written x^2. Both exact in IEEE,
+    # inf and nan included (inf + inf = 2*inf, nan^2 = nan).
+    assert diff("x*x") == "d_f1_d_x = 2*x\n"
+    text = diff("x*y*x")
+    assert text == "d_f1_d_x = 2*x*y\nd_f1_d_y = x^2\n"
+    rng = np.random.default_rng(3)
+    with np.errstate(all="ignore"):
+        for x, y in [*rng.uniform(-5, 5, (10, 2)), (math.inf, 1.0), (math.nan, 2.0)]:
+            got = list(evaluate(text, x=float(x), y=float(y)).values())
+            ref = _grad("x*y*x", x=float(x), y=float(y))
+            assert all(same_value(g, r, 0.0) for g, r in zip(got, ref)), (x, y, got, ref)
+
+
 def test_constant_folding_is_value_for_value():
     # 2^x: d/dx = 2^x*log(2), log(2) folded to the double jacli's AD uses, and put first.
     text = diff("2^x")
