@@ -230,23 +230,27 @@ class SimplifyingOps(NodeOps):
             raise AttributeError(op)
         return lambda *args: self.apply(op, args)
 
-    def _negated(self, index: int) -> int | None:
-        node = self.tape.nodes[index]
-        return node.args[0] if node.op == "neg" else None
+    def _unsigned(self, index: int) -> tuple[int, bool]:
+        """The node under all the negations at the top of `index`, and whether their
+        number is odd: all at once, as a loop (-----x*y is not 5 rewrites deep)."""
+        odd = False
+        while self.tape.nodes[index].op == "neg":
+            index, odd = self.tape.nodes[index].args[0], not odd
+        return index, odd
 
     def _simplify(self, op, args, values):
         """A simpler equal node (an index), an (op, args) to build instead, or None."""
-        negated = [self._negated(a) for a in args]
-        if op == "add" and negated[1] is not None:
-            return ("sub", (args[0], negated[1]))
-        if op == "add" and negated[0] is not None:
-            return ("sub", (args[1], negated[0]))
-        if op == "sub" and negated[1] is not None:
-            return ("add", (args[0], negated[1]))
-        if op in ("mul", "div") and (negated[0] is not None or negated[1] is not None):
-            inner = (negated[0] if negated[0] is not None else args[0],
-                     negated[1] if negated[1] is not None else args[1])
-            if (negated[0] is None) != (negated[1] is None):
+        unsigned = [self._unsigned(a) for a in args] if op in ("add", "sub", "mul", "div") \
+            else []
+        if op in ("add", "sub") and unsigned[1][0] != args[1]:   # a + -b -> a - b
+            inner, odd = unsigned[1]
+            return ({"add": "sub", "sub": "add"}[op] if odd else op, (args[0], inner))
+        if op == "add" and unsigned[0][0] != args[0]:             # -a + b -> b - a
+            inner, odd = unsigned[0]
+            return ("sub" if odd else "add", (args[1], inner))
+        if op in ("mul", "div") and any(u != a for (u, _), a in zip(unsigned, args)):
+            inner = (unsigned[0][0], unsigned[1][0])
+            if unsigned[0][1] != unsigned[1][1]:
                 return ("neg", (self.apply(op, inner),))
             return (op, inner)
         if op == "add":   # a + (-c)*x -> a - c*x, exactly: (-c)*x = -(c*x)

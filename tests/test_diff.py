@@ -367,6 +367,18 @@ def test_diff_of_a_10000_operation_program_is_fast(tmp_path):
         assert same_value(values[f"d_f1_d_{name}"], float(gradient[i]), 1e-12), name
 
 
+def test_a_long_run_of_signs_is_simplified_without_recursion():
+    # 501 minus signs: the sign rules strip them all at once, not one rewrite per sign
+    # (which overflowed Python's stack, in diff and in hess).
+    source = "-" * 501 + "x*y + x*" + "-" * 500 + "y"
+    text = diff("--", source)
+    assert evaluate(text, x=2.0, y=3.0) == {"d_f1_d_x": -3.0 + 3.0, "d_f1_d_y": -2.0 + 2.0}
+    hessian = jacli.compile(source).hessian({"x": 2.0, "y": 3.0}).hessian
+    assert hessian.tolist() == [[0.0, 0.0], [0.0, 0.0]]
+    hessian = jacli.compile("-" * 501 + "x*y").hessian({"x": 2.0, "y": 3.0}).hessian
+    assert hessian.tolist() == [[0.0, -1.0], [-1.0, 0.0]]
+
+
 # --- simplification never changes a value: a property -------------------------------------------
 
 VARS = ("x", "y", "z")
