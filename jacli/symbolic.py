@@ -124,7 +124,11 @@ class SimplifyingOps(NodeOps):
             return _Term(Fraction(value), [], [])   # a 0 stays a factor: 0*inf is nan
         node = self.tape.nodes[index]
         if depth and node.op in ("neg", "mul", "div"):
-            parts = [self._term(a, depth - 1) for a in node.args]
+            # A product below a division stays one factor: x/(2*y) as written, and the
+            # adjoints of a chain a/b/c/... share their denominators.
+            parts = [self._term(a, 0 if node.op == "div" and k == 1 and
+                                self.tape.nodes[a].op == "mul" else depth - 1)
+                     for k, a in enumerate(node.args)]
             if node.op == "neg":
                 return _Term(-parts[0].coefficient, parts[0].num, parts[0].den)
             (c1, n1, d1), (c2, n2, d2) = parts
@@ -152,8 +156,15 @@ class SimplifyingOps(NodeOps):
         if op in ("mul", "div"):
             (c1, n1, d1), (c2, n2, d2) = terms
             if op == "mul":
-                return self._build(_Term(c1 * c2, n1 + n2, d1 + d2))
-            return self._build(_Term(c1 / c2, n1 + d2, d1 + n2))
+                term = _Term(c1 * c2, n1 + n2, d1 + d2)
+            else:
+                term = _Term(c1 / c2, n1 + d2, d1 + n2)
+            # Rewritten only where it reads better: a constant to fold or move, a division
+            # to do last, or a short product to order; a long product of factors (x*y*z*w)
+            # is left as it is, so that shared subexpressions stay shared.
+            if c1 == c2 == 1 and not term.den and len(term.num) > 3:
+                return None
+            return self._build(term)
         if op in ("add", "sub"):   # a + (-c)*x -> a - c*x, exactly: (-c)*x = -(c*x)
             flipped = [self._build(_Term(-c, num, den)) if c < 0 else None
                        for c, num, den in terms]
