@@ -46,20 +46,37 @@ class _Term(NamedTuple):
     den: list
 
 
-def _coefficient(c: Fraction) -> tuple[float | None, float]:
-    """An exact written form of c > 0: (c, 1) if c is a double, else (p, q) for p/q in
-    lowest terms with integers below 2^53, else (None, 1). A short decimal (0.5, 1.5)
-    is written as a decimal, other doubles as p/q where that is shorter (2/3)."""
+def _coefficient(c: Fraction, fraction: bool) -> tuple[float | None, float]:
+    """An exact written form (top, bottom) of c > 0, or (None, 1) if it has none: p/q in
+    lowest terms with a small q where the term is a fraction anyway (1/(2*y)) or the
+    decimal would be long (2*x/3); else the double (0.5*x, 1.4426950408889634/x); else
+    a double over a small integer (0.1*2/3 as 0.2*x/3); else p/q below 2^53."""
     try:
         double = float(c)
     except OverflowError:
         return None, 1.0
     exact = math.isfinite(double) and Fraction(double) == c
+    p, q, limit = c.numerator, c.denominator, 2 ** 53
+    if 1 < q <= 1000 and p < limit and (not exact or fraction or len(repr(double)) > 6):
+        return float(p), float(q)
+    if exact:
+        return double, 1.0
+    for k in range(2, 101):
+        if Fraction(float(c * k)) == c * k:
+            return float(c * k), float(k)
+    return (float(p), float(q)) if p < limit and q < limit else (None, 1.0)
+    exact = math.isfinite(double) and Fraction(double) == c
     limit = 2 ** 53
+    small = c.denominator <= 1000          # 2/3, 1/(2*y); not 3248660424278399/2^51
     if c.numerator < limit and 1 < c.denominator < limit and (
-            not exact or len(repr(double)) > 6):
+            not exact or small and (fraction or len(repr(double)) > 6)):
         return float(c.numerator), float(c.denominator)
-    return (double, 1.0) if exact else (None, 1.0)
+    if exact:
+        return double, 1.0
+    for k in range(2, 101):                # 0.1*2/3: (0.2, 3), written 0.2*x/3
+        if Fraction(float(c * k)) == c * k:
+            return float(c * k), float(k)
+    return None, 1.0
 
 
 class SimplifyingOps(NodeOps):
@@ -124,17 +141,26 @@ class SimplifyingOps(NodeOps):
             return _Term(Fraction(value), [], [])   # a 0 stays a factor: 0*inf is nan
         node = self.tape.nodes[index]
         if depth and node.op in ("neg", "mul", "div"):
-            # A product below a division stays one factor: x/(2*y) as written, and the
-            # adjoints of a chain a/b/c/... share their denominators.
-            parts = [self._term(a, 0 if node.op == "div" and k == 1 and
-                                self.tape.nodes[a].op == "mul" else depth - 1)
-                     for k, a in enumerate(node.args)]
+            parts = [self._term(node.args[0], depth - 1)]
+            parts += [self._denominator(a, depth - 1) if node.op == "div" else
+                      self._term(a, depth - 1) for a in node.args[1:]]
             if node.op == "neg":
                 return _Term(-parts[0].coefficient, parts[0].num, parts[0].den)
             (c1, n1, d1), (c2, n2, d2) = parts
             if node.op == "mul":
                 return _Term(c1 * c2, n1 + n2, d1 + d2)
             return _Term(c1 / c2, n1 + d2, d1 + n2)
+        return _Term(Fraction(1), [index], [])
+
+    def _denominator(self, index: int, depth: int) -> "_Term":
+        """A divisor as a term: a product stays one factor but its constant (2 of 2*y),
+        so that the adjoints of a chain a/b/c/... share their denominators."""
+        node = self.tape.nodes[index]
+        if node.op != "mul":
+            return self._term(index, depth)
+        value = self._constant(node.args[0])
+        if value is not None and value != 0.0 and math.isfinite(value):
+            return _Term(Fraction(value), [node.args[1]], [])
         return _Term(Fraction(1), [index], [])
 
     def _readable(self, op: str, args: tuple[int, ...]) -> int | None:
@@ -146,7 +172,9 @@ class SimplifyingOps(NodeOps):
         a/b/c -> a/(b*c)); a sum's negative term subtracted, and a + a -> 2*a."""
         if op == "neg" and self.tape.nodes[args[0]].op == "sub":   # -(a - b) -> b - a
             return self.apply("sub", self.tape.nodes[args[0]].args[::-1])
-        terms = [self._term(a) for a in args]
+        terms = [self._term(a) for a in args[:1]] + [
+            self._denominator(a, TERM_DEPTH) if op == "div" else self._term(a)
+            for a in args[1:]]
         if op == "add" and args[0] == args[1]:   # a + a -> 2*a, exactly
             c, num, den = terms[0]
             return self._build(_Term(2 * c, num, den))
@@ -200,7 +228,7 @@ class SimplifyingOps(NodeOps):
                 self.tape.const(math.copysign(0.0, c) * math.prod(
                     self.tape.nodes[z].value for z in zeros))]
             c = Fraction(1)
-        top, bottom = _coefficient(abs(c))
+        top, bottom = _coefficient(abs(c), fraction=bool(den))
         if top is None:
             return None
         tape = self.tape

@@ -180,7 +180,8 @@ PINNED = [
     # Two divisions by x written as one by x^2: equal up to rounding (README).
     (["1/x"], "d_f1_d_x = -1/x^2\n"),
     (["--", "-x^2"], "d_f1_d_x = -2*x\n"),
-    (["sqrt(x)"], "d_f1_d_x = 0.5/sqrt(x)\n"),
+    # sqrt' = 0.5/sqrt(x), written as a fraction, with the same double (2*s is exact).
+    (["sqrt(x)"], "d_f1_d_x = 1/(2*sqrt(x))\n"),
     (["x*y"], "d_f1_d_x = y\nd_f1_d_y = x\n"),
     (["3*x + 2"], "d_f1_d_x = 3\n"),
     (["x^2*y + sin(z)", "--order", "2"],
