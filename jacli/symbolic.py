@@ -61,22 +61,10 @@ def _coefficient(c: Fraction, fraction: bool) -> tuple[float | None, float]:
         return float(p), float(q)
     if exact:
         return double, 1.0
-    for k in range(2, 101):
+    for k in range(2, 101) if double < 1e300 else ():
         if Fraction(float(c * k)) == c * k:
             return float(c * k), float(k)
     return (float(p), float(q)) if p < limit and q < limit else (None, 1.0)
-    exact = math.isfinite(double) and Fraction(double) == c
-    limit = 2 ** 53
-    small = c.denominator <= 1000          # 2/3, 1/(2*y); not 3248660424278399/2^51
-    if c.numerator < limit and 1 < c.denominator < limit and (
-            not exact or small and (fraction or len(repr(double)) > 6)):
-        return float(c.numerator), float(c.denominator)
-    if exact:
-        return double, 1.0
-    for k in range(2, 101):                # 0.1*2/3: (0.2, 3), written 0.2*x/3
-        if Fraction(float(c * k)) == c * k:
-            return float(c * k), float(k)
-    return None, 1.0
 
 
 class SimplifyingOps(NodeOps):

@@ -560,6 +560,29 @@ def test_equal_terms_and_factors_are_a_double_and_a_square_value_for_value():
             assert all(same_value(g, r, 0.0) for g, r in zip(got, ref)), (x, y, got, ref)
 
 
+@pytest.mark.parametrize("source, expected", [
+    ("x/3", "1/3"),                           # no double is 1/3: the quotient stays
+    ("x^2/3", "2*x/3"),                       # 2*(1/3) as a ratio of integers
+    ("0.1*x^2/3", "0.2*x/3"),                 # 0.1*2/3: a double over a small integer
+    ("x/(2*y)", None),                        # 1/(2*y), -x/(2*y^2): the divisor as written
+    ("6*x^2/(4*y)", None),                    # 3*x/y, -3*x^2/(2*y^2): reduced like a fraction
+    ("log2(x)", f"{1 / math.log(2)!r}/x"),    # a double with a long decimal stays a double
+    ("x^3/2", "1.5*x^2"),                     # a short decimal
+])
+def test_coefficients_are_written_exactly(source, expected):
+    text = diff("--", source)
+    if expected is not None:
+        assert text == f"d_f1_d_x = {expected}\n"
+    program, printed = jacli.compile(source), jacli.compile(text)
+    for x, y in [(0.7, 1.3), (2.5, -0.4)]:
+        point = {"x": x, "y": y}
+        with np.errstate(all="ignore"):
+            gradient = program.grad({n: point[n] for n in program.variables}).gradient
+            values = printed.eval({n: point[n] for n in printed.variables}).value
+        for got, ref in zip(values, gradient):
+            assert same_value(float(got), float(ref), 1e-12, floor=0.0), (text, got, ref)
+
+
 def test_constant_folding_is_value_for_value():
     # 2^x: d/dx = 2^x*log(2), log(2) folded to the double jacli's AD uses, and put first.
     text = diff("2^x")
