@@ -20,6 +20,9 @@ from .tape import CONST, VAR, Tape
 SUM, PRODUCT, UNARY, POWER, ATOM = range(1, 6)
 #: Nesting depth past which a subexpression gets a name of its own.
 MAX_DEPTH = 12
+#: A subexpression used more than once is written out again, not named, if its jacli
+#: text is this short (exp(x), x - y, x^2).
+SHORT = 8
 
 _BINARY = {"add": ("+", SUM), "sub": ("-", SUM), "mul": ("*", PRODUCT), "div": ("/", PRODUCT)}
 
@@ -37,7 +40,7 @@ def derivatives(program: Program, outputs: list[str], wrt: list[str],
                 order: int = 1) -> Derivatives:
     """d out / d x (order 1) or d2 out / dx dy for x <= y in `wrt` order (order 2)."""
     tape = program.tape.copy()
-    ops = SimplifyingOps(tape)
+    ops = SimplifyingOps(tape, readable=True)
     taken = set(program.variables) | set(tape.names)
     entries = []
     for out in outputs:
@@ -92,8 +95,11 @@ def _jacli_text(op: str, args: list[tuple[str, int]]) -> tuple[str, int]:
         space = " " if level == SUM else ""
         return (f"{_wrap(left, left_level, level)}{space}{symbol}{space}"
                 f"{_wrap(right, right_level, level + 1)}", level)
-    if op == "neg":
-        return "-" + _wrap(args[0][0], args[0][1], UNARY), UNARY
+    if op == "neg":   # -(x*y) as -x*y: (-x)*y is the same double, and -(x/y) likewise
+        text, level = args[0]
+        if level == PRODUCT and not text.startswith("-"):
+            return "-" + text, PRODUCT
+        return "-" + _wrap(text, level, UNARY), UNARY
     if op == "pow":   # the base is an atom, the exponent may carry a sign
         return f"{_wrap(args[0][0], args[0][1], ATOM)}^{_wrap(args[1][0], args[1][1], UNARY)}", POWER
     if op == "equal":  # internal (derivatives of min/max): 1 where a = b, else 0
@@ -117,7 +123,10 @@ def _latex_text(op: str, args: list[tuple[str, int]]) -> tuple[str, int]:
         sign = "+" if op == "add" else "-"
         return f"{left} {sign} {_wrap(right, right_level, PRODUCT, True)}", SUM
     if op == "neg":
-        return "-" + _wrap(args[0][0], args[0][1], UNARY, True), UNARY
+        text, level = args[0]
+        if level == PRODUCT and not text.startswith("-"):
+            return "-" + text, PRODUCT
+        return "-" + _wrap(text, level, UNARY, True), UNARY
     if op == "pow":
         return f"{{{_wrap(args[0][0], args[0][1], ATOM, True)}}}^{{{args[1][0]}}}", POWER
     if op == "sqrt":
@@ -144,7 +153,8 @@ class Statement:
 
 
 def statements(d: Derivatives, latex: bool = False) -> list[Statement]:
-    """Lets and outputs, in an order where every name is defined before it is used."""
+    """Lets and outputs, in an order where every name is defined before it is used.
+    The same nodes become lets in both forms: the choice is made on the jacli text."""
     nodes = d.tape.nodes
     roots = [node for *_, node in d.entries]
     needed = d.tape.dependencies(roots)
@@ -158,40 +168,77 @@ def statements(d: Derivatives, latex: bool = False) -> list[Statement]:
     taken = {name for name, *_ in d.entries} | set(d.names.values()) | {
         n.name for n in nodes if n.op == VAR}
     counter = 0
-    text: dict[int, tuple[str, int]] = {}
+    plain: dict[int, tuple[str, int]] = {}
+    typeset: dict[int, tuple[str, int]] = {}      # LaTeX
+    fractions: dict[int, tuple] = {}              # LaTeX: (numerator, denominator)
     depth: dict[int, int] = {}
     out: list[Statement] = []
-    render = _latex_text if latex else _jacli_text
     for index, node in enumerate(nodes):
         if not needed[index]:
             continue
         if node.op == VAR:
-            text[index], depth[index] = (_latex_name(node.name) if latex else node.name,
-                                         ATOM), 0
+            plain[index], depth[index] = (node.name, ATOM), 0
+            typeset[index] = (_latex_name(node.name), ATOM)
             continue
         if node.op == CONST:
-            text[index], depth[index] = _number(node.value, latex), 0
+            plain[index], depth[index] = _number(node.value), 0
+            typeset[index] = _number(node.value, True)
             continue
-        text[index] = render(node.op, [text[a] for a in node.args])
+        plain[index] = _jacli_text(node.op, [plain[a] for a in node.args])
         depth[index] = 1 + max(depth[a] for a in node.args)
-        trivial = node.op == "neg" and nodes[node.args[0]].op in (VAR, CONST)
-        if index in d.names or (uses[index] > 1 and not trivial) or depth[index] > MAX_DEPTH:
+        if latex and node.op == "div":
+            top, bottom = _latex_fraction(*[fractions.get(a, (typeset[a], None))
+                                            for a in node.args])
+            fractions[index] = (top, bottom)
+            if top[0].startswith("-") and top[1] in (UNARY, PRODUCT):   # -\frac{1}{x^2}
+                typeset[index] = (f"-\\frac{{{top[0][1:]}}}{{{bottom[0]}}}", UNARY)
+            else:
+                typeset[index] = (f"\\frac{{{top[0]}}}{{{bottom[0]}}}", ATOM)
+        elif latex:
+            typeset[index] = _latex_text(node.op, [typeset[a] for a in node.args])
+        # A short text used again (exp(x), x - y) reads better than a name for it.
+        short = len(plain[index][0]) <= SHORT or (
+            node.op == "neg" and nodes[node.args[0]].op in (VAR, CONST))
+        if index in d.names or (uses[index] > 1 and not short) or depth[index] > MAX_DEPTH:
             name = d.names.get(index)
             if name is None:
                 counter += 1
                 while f"t{counter}" in taken:
                     counter += 1
                 name = f"t{counter}"
-            out.append(Statement("let", name, text[index][0]))
-            text[index], depth[index] = (_latex_name(name) if latex else name, ATOM), 0
+            out.append(Statement("let", name, (typeset if latex else plain)[index][0]))
+            plain[index], depth[index] = (name, ATOM), 0
+            typeset[index] = (_latex_name(name), ATOM)
+            fractions.pop(index, None)
+    texts = typeset if latex else plain
     for entry in d.entries:
-        out.append(Statement("output", entry[0], text[entry[3]][0], entry))
+        out.append(Statement("output", entry[0], texts[entry[3]][0], entry))
     return out
+
+
+def _latex_fraction(top, bottom) -> tuple:
+    """Numerator and denominator of top/bottom with no fraction inside the fraction:
+    (a/b)/c is a/(b c) and a/(b/c) is (a c)/b. `top` and `bottom` are (numerator,
+    denominator) pairs of (text, level), the denominator None for a plain expression."""
+    (a, b), (c, d) = top, bottom
+    numerator = a if d is None else _latex_text("mul", [a, d])
+    denominator = c if b is None else _latex_text("mul", [b, c])
+    return numerator, denominator
+
+
+#: Names written as Greek letters in LaTeX (the capitals that LaTeX has).
+GREEK = set("""alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi rho
+    sigma tau upsilon phi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi
+    Psi Omega""".split())
 
 
 def _latex_name(name: str) -> str:
     head, _, tail = name.partition("_")
-    return f"{head}_{{{tail}}}" if tail else name
+    if head in GREEK:
+        head = "\\" + head
+    if tail in GREEK:
+        tail = "\\" + tail
+    return f"{head}_{{{tail}}}" if tail else head
 
 
 def to_jacli(d: Derivatives) -> str:

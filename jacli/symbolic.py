@@ -13,23 +13,70 @@ Simplification never changes a value (IEEE-754 included):
   -a + b -> b - a, a - -b -> a + b, a*-b and -a*b -> -(a*b) (likewise /), -(c*x) -> (-c)*x;
 - 0*x is NOT simplified unless x is a finite constant: 0*inf and 0*nan are nan.
 Identical nodes are shared (the tape's hash-consing): common subexpressions once.
+
+`jacli diff` asks for more (`readable`): products and quotients in the form one writes
+by hand, constants folded and first, one division last (3*(2*x) -> 6*x, a*(b/c) -> a*b/c,
+a/b/c -> a/(b*c), x*x -> x^2). Regrouping a product may change its rounding (by a few
+units in the last place; at overflow or underflow, more), so Hessians do not use it;
+the README's "Derivatives as programs" says where the printed values may differ.
 """
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
+from typing import NamedTuple
 
 import numpy as np
 
 from .prims import PRIMITIVES
-from .tape import CONST, NodeOps, Tape
+from .tape import CONST, VAR, NodeOps, Tape
+
+#: How many levels of products, quotients and negations a readable rewrite looks into,
+#: and how many factors it will reorder: enough for hand-sized terms, and bounded, so
+#: that shared subexpressions stay shared and no rewrite recurses deeply.
+TERM_DEPTH = 4
+MAX_FACTORS = 6
+
+
+class _Term(NamedTuple):
+    """coefficient * product(num) / product(den), the coefficient an exact rational."""
+    coefficient: Fraction
+    num: list
+    den: list
+
+
+def _coefficient(c: Fraction, fraction: bool) -> tuple[float | None, float]:
+    """An exact written form (top, bottom) of c > 0, or (None, 1) if it has none: p/q in
+    lowest terms with a small q where the term is a fraction anyway (1/(2*y)) or the
+    decimal would be long (2*x/3); else the double (0.5*x, 1.4426950408889634/x); else
+    a double over a small integer (0.1*2/3 as 0.2*x/3); else p/q below 2^53."""
+    try:
+        double = float(c)
+    except OverflowError:
+        return None, 1.0
+    exact = math.isfinite(double) and Fraction(double) == c
+    p, q, limit = c.numerator, c.denominator, 2 ** 53
+    if 1 < q <= 1000 and p < limit and (not exact or fraction or len(repr(double)) > 6):
+        return float(p), float(q)
+    if exact:
+        return double, 1.0
+    for k in range(2, 101) if double < 1e300 else ():
+        if Fraction(float(c * k)) == c * k:
+            return float(c * k), float(k)
+    return (float(p), float(q)) if p < limit and q < limit else (None, 1.0)
 
 
 class SimplifyingOps(NodeOps):
-    """NodeOps that fold constants and drop neutral elements (see the module doc)."""
+    """NodeOps that fold constants and drop neutral elements (see the module doc).
 
-    def __init__(self, tape: Tape, span=None):
+    With `readable` (for `jacli diff`), products and quotients are also rewritten in
+    the form one writes by hand, which may change a value by rounding (see `_Term`).
+    """
+
+    def __init__(self, tape: Tape, span=None, readable: bool = False):
         super().__init__(tape, span)
+        self.readable = readable
         # Nodes of the source that depend on no variable (`2^3^2`, `-2`) are constants too.
         self.constants: dict[int, float] = {}
         with np.errstate(all="ignore"):
@@ -53,38 +100,184 @@ class SimplifyingOps(NodeOps):
 
     def apply(self, op: str, args: tuple[int, ...]) -> int:
         values = [self._constant(a) for a in args]
+        constant = bool(args) and all(v is not None for v in values)
+        if self.readable and not constant:
+            readable = self._readable(op, args)
+            if readable is not None:
+                return readable
         simpler = self._simplify(op, args, values)   # first: x*1 keeps the name of x
         if simpler is not None:
             return simpler if isinstance(simpler, int) else self.apply(*simpler)
-        if args and all(v is not None for v in values) and not PRIMITIVES[op].internal:
+        if constant and not PRIMITIVES[op].internal:
             with np.errstate(all="ignore"):
                 folded = float(PRIMITIVES[op].forward(*[np.float64(v) for v in values]))
-            if math.isfinite(folded):
+            # 1/3 stays a quotient when printed: it reads better than 0.3333333333333333
+            inexact = (self.readable and op == "div" and values[1] and all(
+                math.isfinite(v) for v in (folded, *values))
+                and Fraction(folded) != Fraction(values[0]) / Fraction(values[1]))
+            if math.isfinite(folded) and not inexact:
                 return self.tape.const(folded)
         return self.tape.apply(op, args, self.span)
+
+    # --- readable products and quotients (jacli diff) ---------------------------------
+
+    def _term(self, index: int, depth: int = TERM_DEPTH) -> "_Term":
+        """The node as coefficient * product(num) / product(den), looking `depth` levels
+        into products, quotients and negations (not further: sharing must survive)."""
+        value = self._constant(index)
+        if value is not None and value != 0.0 and math.isfinite(value):
+            return _Term(Fraction(value), [], [])   # a 0 stays a factor: 0*inf is nan
+        node = self.tape.nodes[index]
+        if depth and node.op in ("neg", "mul", "div"):
+            parts = [self._term(node.args[0], depth - 1)]
+            parts += [self._denominator(a, depth - 1) if node.op == "div" else
+                      self._term(a, depth - 1) for a in node.args[1:]]
+            if node.op == "neg":
+                return _Term(-parts[0].coefficient, parts[0].num, parts[0].den)
+            (c1, n1, d1), (c2, n2, d2) = parts
+            if node.op == "mul":
+                return _Term(c1 * c2, n1 + n2, d1 + d2)
+            return _Term(c1 / c2, n1 + d2, d1 + n2)
+        return _Term(Fraction(1), [index], [])
+
+    def _denominator(self, index: int, depth: int) -> "_Term":
+        """A divisor as a term: a product stays one factor but its constant (2 of 2*y),
+        so that the adjoints of a chain a/b/c/... share their denominators."""
+        node = self.tape.nodes[index]
+        if node.op != "mul":
+            return self._term(index, depth)
+        value = self._constant(node.args[0])
+        if value is not None and value != 0.0 and math.isfinite(value):
+            return _Term(Fraction(value), [node.args[1]], [])
+        return _Term(Fraction(1), [index], [])
+
+    def _readable(self, op: str, args: tuple[int, ...]) -> int | None:
+        """Products, quotients and negations as written by hand, or None to leave it to
+        the rules of `_simplify`: the constant first and folded (3*(2*x) -> 6*x), then
+        variables, then powers of variables, then the rest (exp(u)*x -> x*exp(u)), sums
+        last ((1 - t)*e -> e*(1 - t)), a
+        repeated factor as a power (x*x -> x^2), one division last (a*(b/c) -> a*b/c,
+        a/b/c -> a/(b*c)); a sum's negative term subtracted, and a + a -> 2*a."""
+        if op == "neg" and self.tape.nodes[args[0]].op == "sub":   # -(a - b) -> b - a
+            return self.apply("sub", self.tape.nodes[args[0]].args[::-1])
+        terms = [self._term(a) for a in args[:1]] + [
+            self._denominator(a, TERM_DEPTH) if op == "div" else self._term(a)
+            for a in args[1:]]
+        if op == "add" and args[0] == args[1]:   # a + a -> 2*a, exactly
+            c, num, den = terms[0]
+            return self._build(_Term(2 * c, num, den))
+        if op == "neg":
+            c, num, den = terms[0]
+            return self._build(_Term(-c, num, den))
+        if op in ("mul", "div"):
+            (c1, n1, d1), (c2, n2, d2) = terms
+            if op == "mul":
+                term = _Term(c1 * c2, n1 + n2, d1 + d2)
+            else:
+                term = _Term(c1 / c2, n1 + d2, d1 + n2)
+            # Rewritten only where it reads better: a constant to fold or move, a division
+            # to do last, or a short product to order; a long product of factors (x*y*z*w)
+            # is left as it is, so that shared subexpressions stay shared.
+            if c1 == c2 == 1 and not term.den and len(term.num) > 3:
+                return None
+            return self._build(term)
+        if op in ("add", "sub"):   # a + (-c)*x -> a - c*x, exactly: (-c)*x = -(c*x)
+            flipped = [self._build(_Term(-c, num, den)) if c < 0 else None
+                       for c, num, den in terms]
+            if flipped[1] is not None:
+                return self.apply("sub" if op == "add" else "add", (args[0], flipped[1]))
+            if op == "add" and flipped[0] is not None:   # -a + b -> b - a
+                return self.apply("sub", (args[1], flipped[0]))
+        return None
+
+    def _rank(self, index: int) -> tuple[int, int]:
+        node = self.tape.nodes[index]
+        if node.op == CONST:
+            return (0, 0)
+        if node.op == VAR:                                     # x, y, in order
+            return (1, index)
+        base, exponent = (self.tape.nodes[a].op for a in node.args) if node.op == "pow" else (
+            None, None)
+        if base == VAR and exponent == CONST:                  # x^2 beside x
+            return (1, node.args[0])
+        return (3, 0) if node.op in ("add", "sub") else (2, 0)   # (a - b) last
+
+    def _build(self, term: "_Term") -> int | None:
+        """The node of a term, built as printed, or None if its coefficient has no
+        exact form (a double, or a ratio of integers below 2^53) or it has too many
+        factors to be worth rewriting."""
+        c, num, den = term
+        if len(num) + len(den) > MAX_FACTORS:
+            return None
+        zeros = [f for f in num if self.tape.nodes[f].op == CONST
+                 and self.tape.nodes[f].value == 0.0]
+        if zeros:   # a 0 of the program: c*0 is a (signed) 0, written as one factor
+            num = [f for f in num if f not in zeros] + [
+                self.tape.const(math.copysign(0.0, c) * math.prod(
+                    self.tape.nodes[z].value for z in zeros))]
+            c = Fraction(1)
+        top, bottom = _coefficient(abs(c), fraction=bool(den))
+        if top is None:
+            return None
+        tape = self.tape
+
+        def product(lead: float, factors: list[int]) -> int | None:
+            counts: dict[int, int] = {}
+            for f in factors:
+                counts[f] = counts.get(f, 0) + 1
+            ordered = sorted(counts, key=self._rank)   # stable: the order of appearance
+            nodes = [tape.const(lead)] if lead != 1 else []
+            for f in ordered:
+                nodes.append(f if counts[f] == 1 else
+                             tape.apply("pow", (f, tape.const(counts[f])), self.span))
+            if not nodes:
+                return None
+            result = nodes[0]
+            for f in nodes[1:]:
+                result = tape.apply("mul", (result, f), self.span)
+            return result
+
+        negative = c < 0
+        sign = -1.0 if negative and (top != 1 or not num) else 1.0   # -2*x, -1/x^2
+        numerator = product(sign * top, num)
+        if numerator is None:
+            numerator = tape.const(sign * top)
+        denominator = product(bottom, den)
+        result = numerator if denominator is None else tape.apply(
+            "div", (numerator, denominator), self.span)
+        if negative and sign == 1.0:                         # -x*exp(u), -y/t
+            node = tape.nodes[result]
+            if node.op == "sub":                             # -(a - b) -> b - a
+                return tape.apply("sub", node.args[::-1], self.span)
+            return tape.apply("neg", (result,), self.span)
+        return result
 
     def __getattr__(self, op: str):
         if op not in PRIMITIVES:
             raise AttributeError(op)
         return lambda *args: self.apply(op, args)
 
-    def _negated(self, index: int) -> int | None:
-        node = self.tape.nodes[index]
-        return node.args[0] if node.op == "neg" else None
+    def _unsigned(self, index: int) -> tuple[int, bool]:
+        """The node under all the negations at the top of `index`, and whether their
+        number is odd: all at once, as a loop (-----x*y is not 5 rewrites deep)."""
+        odd = False
+        while self.tape.nodes[index].op == "neg":
+            index, odd = self.tape.nodes[index].args[0], not odd
+        return index, odd
 
     def _simplify(self, op, args, values):
         """A simpler equal node (an index), an (op, args) to build instead, or None."""
-        negated = [self._negated(a) for a in args]
-        if op == "add" and negated[1] is not None:
-            return ("sub", (args[0], negated[1]))
-        if op == "add" and negated[0] is not None:
-            return ("sub", (args[1], negated[0]))
-        if op == "sub" and negated[1] is not None:
-            return ("add", (args[0], negated[1]))
-        if op in ("mul", "div") and (negated[0] is not None or negated[1] is not None):
-            inner = (negated[0] if negated[0] is not None else args[0],
-                     negated[1] if negated[1] is not None else args[1])
-            if (negated[0] is None) != (negated[1] is None):
+        unsigned = [self._unsigned(a) for a in args] if op in ("add", "sub", "mul", "div") \
+            else []
+        if op in ("add", "sub") and unsigned[1][0] != args[1]:   # a + -b -> a - b
+            inner, odd = unsigned[1]
+            return ({"add": "sub", "sub": "add"}[op] if odd else op, (args[0], inner))
+        if op == "add" and unsigned[0][0] != args[0]:             # -a + b -> b - a
+            inner, odd = unsigned[0]
+            return ("sub" if odd else "add", (args[1], inner))
+        if op in ("mul", "div") and any(u != a for (u, _), a in zip(unsigned, args)):
+            inner = (unsigned[0][0], unsigned[1][0])
+            if unsigned[0][1] != unsigned[1][1]:
                 return ("neg", (self.apply(op, inner),))
             return (op, inner)
         if op == "add":   # a + (-c)*x -> a - c*x, exactly: (-c)*x = -(c*x)

@@ -153,14 +153,14 @@ def test_pipeline_through_real_processes_matches_grad():
 
 # --- the text, as by hand ---------------------------------------------------------------------
 
+# x^2 + y^2 is shared by r and the derivatives of atan2 (whose rule says x*x + y*y).
 POLAR = """\
-let r = sqrt(x^2 + y^2)
-let t1 = 0.5/r
-let t2 = x*x + y*y
-d_r_d_x = 2*x*t1
-d_r_d_y = 2*y*t1
-d_theta_d_x = -(y/t2)
-d_theta_d_y = x/t2
+let t1 = x^2 + y^2
+let r = sqrt(t1)
+d_r_d_x = x/r
+d_r_d_y = y/r
+d_theta_d_x = -y/t1
+d_theta_d_y = x/t1
 """
 
 PINNED = [
@@ -171,16 +171,17 @@ PINNED = [
     # A let-named intermediate keeps its name.
     (["let u = x^2; f = sin(u)"], "let u = x^2\nd_f_d_x = 2*x*cos(u)\n"),
     (["-f", "samples/rosenbrock.jac", "--wrt", "x,y"],
-     "let x2 = x^2\nlet valley = y - x2\nlet t1 = 2*valley*b\n"
-     "d_f_d_x = -2*(a - x) - 2*x*t1\nd_f_d_y = t1\n"),
+     "let x2 = x^2\nlet valley = y - x2\n"
+     "d_f_d_x = -4*x*b*valley - 2*(a - x)\nd_f_d_y = 2*b*valley\n"),
     (["x^3"], "d_f1_d_x = 3*x^2\n"),
     (["x^2"], "d_f1_d_x = 2*x\n"),
-    # exp(x) is used twice, so it is named once.
-    (["exp(x)*x"], "let t1 = exp(x)\nd_f1_d_x = x*t1 + t1\n"),
-    # -(1/x/x), not -1/x^2: the quotient rule as jacli's AD computes it, value for value.
-    (["1/x"], "d_f1_d_x = -(1/x/x)\n"),
+    # exp(x) is used twice, but it is short: written out, not named.
+    (["exp(x)*x"], "d_f1_d_x = x*exp(x) + exp(x)\n"),
+    # Two divisions by x written as one by x^2: equal up to rounding (README).
+    (["1/x"], "d_f1_d_x = -1/x^2\n"),
     (["--", "-x^2"], "d_f1_d_x = -2*x\n"),
-    (["sqrt(x)"], "d_f1_d_x = 0.5/sqrt(x)\n"),
+    # sqrt' = 0.5/sqrt(x), written as a fraction, with the same double (2*s is exact).
+    (["sqrt(x)"], "d_f1_d_x = 1/(2*sqrt(x))\n"),
     (["x*y"], "d_f1_d_x = y\nd_f1_d_y = x\n"),
     (["3*x + 2"], "d_f1_d_x = 3\n"),
     (["x^2*y + sin(z)", "--order", "2"],
@@ -189,7 +190,7 @@ PINNED = [
     # Ties of min/max: internal indicators printed as 1 - abs(sign(a - b)).
     (["max(x, y)"],
      "let t1 = max(x, y)\nlet t2 = 1 - abs(sign(x - t1))\nlet t3 = 1 - abs(sign(y - t1))\n"
-     "let t4 = t2 + t3\nd_f1_d_x = t2/t4\nd_f1_d_y = t3/t4\n"),
+     "d_f1_d_x = t2/(t2 + t3)\nd_f1_d_y = t3/(t2 + t3)\n"),
 ]
 
 
@@ -203,14 +204,59 @@ def test_polar_latex(monkeypatch):
     monkeypatch.chdir(REPO)
     assert diff("-f", "samples/polar.jac", "--format", "latex") == (
         "\\begin{align*}\n"
-        "r &= \\sqrt{{x}^{2} + {y}^{2}} \\\\\n"
-        "t1 &= \\frac{0.5}{r} \\\\\n"
-        "t2 &= x \\cdot x + y \\cdot y \\\\\n"
-        "\\frac{\\partial r}{\\partial x} &= 2 \\cdot x \\cdot t1 \\\\\n"
-        "\\frac{\\partial r}{\\partial y} &= 2 \\cdot y \\cdot t1 \\\\\n"
-        "\\frac{\\partial theta}{\\partial x} &= -\\frac{y}{t2} \\\\\n"
-        "\\frac{\\partial theta}{\\partial y} &= \\frac{x}{t2}\n"
+        "t1 &= {x}^{2} + {y}^{2} \\\\\n"
+        "r &= \\sqrt{t1} \\\\\n"
+        "\\frac{\\partial r}{\\partial x} &= \\frac{x}{r} \\\\\n"
+        "\\frac{\\partial r}{\\partial y} &= \\frac{y}{r} \\\\\n"
+        "\\frac{\\partial \\theta}{\\partial x} &= -\\frac{y}{t1} \\\\\n"
+        "\\frac{\\partial \\theta}{\\partial y} &= \\frac{x}{t1}\n"
         "\\end{align*}\n")
+
+
+def test_latex_has_no_fraction_inside_a_fraction():
+    # sin(x)/x: d/dx = cos(x)/x - sin(x)/x/x by the quotient rule; x/(y/z) and (x/y)/z
+    # appear in the source itself (cos of them), and are typeset flat too.
+    assert diff("sin(x)/x", "--format", "latex").splitlines()[1] == (
+        "\\frac{\\partial f1}{\\partial x} &= \\frac{\\cos\\left(x\\right)}{x} - "
+        "\\frac{\\sin\\left(x\\right)}{{x}^{2}}")
+    latex = diff("sin(x/y/z) + sin(x/(y/z))", "--wrt", "x", "--format", "latex")
+    assert "\\cos\\left(\\frac{x}{y \\cdot z}\\right)" in latex
+    assert "\\cos\\left(\\frac{x \\cdot z}{y}\\right)" in latex
+    assert "\\frac{\\frac" not in latex and "}{\\frac" not in latex
+    # A negative numerator is written before the fraction.
+    assert diff("1/x", "--format", "latex").splitlines()[1] == (
+        "\\frac{\\partial f1}{\\partial x} &= -\\frac{1}{{x}^{2}}")
+
+
+def test_latex_writes_greek_names_as_greek_letters():
+    latex = diff("theta^2*alpha + sin(beta_1) + Omega*omegas", "--format", "latex")
+    assert latex == (
+        "\\begin{align*}\n"
+        "\\frac{\\partial f1}{\\partial \\theta} &= 2 \\cdot \\theta \\cdot \\alpha \\\\\n"
+        "\\frac{\\partial f1}{\\partial \\alpha} &= {\\theta}^{2} \\\\\n"
+        "\\frac{\\partial f1}{\\partial \\beta_{1}} &= \\cos\\left(\\beta_{1}\\right) \\\\\n"
+        "\\frac{\\partial f1}{\\partial \\Omega} &= omegas \\\\\n"
+        "\\frac{\\partial f1}{\\partial omegas} &= \\Omega\n"
+        "\\end{align*}\n")
+
+
+#: Derivatives whose readable form moves only powers of two (0.5*(2*d) -> d, 3*(2*x) ->
+#: 6*x, -0.5*e*(2*x) -> -x*e) and divides by nothing: away from overflow and underflow
+#: they are the doubles of jacli's own AD, bit for bit.
+POWERS_OF_TWO = ["3*x^2", "0.5*(yhat - t)^2", "exp(-x^2/2)", "x^2*y + sin(z)",
+                 "(x - y)^2", "-0.5*x^2", "x^2/4", "x*exp(-x)", "cos(x)^3"]
+
+
+@pytest.mark.parametrize("source", POWERS_OF_TWO)
+def test_folding_powers_of_two_keeps_grads_doubles(source):
+    program = jacli.compile(source)
+    printed = jacli.compile(diff("--", source))
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        point = {name: float(rng.uniform(-3, 3)) for name in program.variables}
+        gradient = [float(g) for g in program.grad(point).gradient]
+        values = printed.eval({n: point[n] for n in printed.variables}).value
+        assert [float(v) for v in values] == gradient, (source, point)
 
 
 def test_json_form_matches_the_program(monkeypatch):
@@ -218,11 +264,11 @@ def test_json_form_matches_the_program(monkeypatch):
     data = json.loads(diff("-f", "samples/rosenbrock.jac", "--wrt", "x,y", "--format", "json"))
     assert data == {
         "inputs": ["x", "y"],
-        "lets": [{"name": "x2", "expr": "x^2"}, {"name": "valley", "expr": "y - x2"},
-                 {"name": "t1", "expr": "2*valley*b"}],
+        "lets": [{"name": "x2", "expr": "x^2"}, {"name": "valley", "expr": "y - x2"}],
         "derivatives": [
-            {"name": "d_f_d_x", "output": "f", "wrt": ["x"], "expr": "-2*(a - x) - 2*x*t1"},
-            {"name": "d_f_d_y", "output": "f", "wrt": ["y"], "expr": "t1"}]}
+            {"name": "d_f_d_x", "output": "f", "wrt": ["x"],
+             "expr": "-4*x*b*valley - 2*(a - x)"},
+            {"name": "d_f_d_y", "output": "f", "wrt": ["y"], "expr": "2*b*valley"}]}
     text = diff("-f", "samples/rosenbrock.jac", "--wrt", "x,y")
     rebuilt = "".join(f"let {let['name']} = {let['expr']}\n" for let in data["lets"]) + "".join(
         f"{d['name']} = {d['expr']}\n" for d in data["derivatives"])
@@ -320,6 +366,18 @@ def test_diff_of_a_10000_operation_program_is_fast(tmp_path):
     gradient = program.grad(point).gradient
     for i, name in enumerate(program.variables):
         assert same_value(values[f"d_f1_d_{name}"], float(gradient[i]), 1e-12), name
+
+
+def test_a_long_run_of_signs_is_simplified_without_recursion():
+    # 501 minus signs: the sign rules strip them all at once, not one rewrite per sign
+    # (which overflowed Python's stack, in diff and in hess).
+    source = "-" * 501 + "x*y + x*" + "-" * 500 + "y"
+    text = diff("--", source)
+    assert evaluate(text, x=2.0, y=3.0) == {"d_f1_d_x": -3.0 + 3.0, "d_f1_d_y": -2.0 + 2.0}
+    hessian = jacli.compile(source).hessian({"x": 2.0, "y": 3.0}).hessian
+    assert hessian.tolist() == [[0.0, 0.0], [0.0, 0.0]]
+    hessian = jacli.compile("-" * 501 + "x*y").hessian({"x": 2.0, "y": 3.0}).hessian
+    assert hessian.tolist() == [[0.0, -1.0], [-1.0, 0.0]]
 
 
 # --- simplification never changes a value: a property -------------------------------------------
@@ -469,10 +527,10 @@ def test_tie_indicators_agree_with_ad_at_finite_points_and_are_nan_at_infinite_t
     ("x^2", "d_f1_d_x = 2*x\n", ["^1", "^(2 - 1)"]),
     # x^0 -> 1 and 1*1: d/dx x^1 = 1*x^0
     ("x^1", "d_f1_d_x = 1\n", ["^0", "*"]),
-    # x + 0: d/dx atan2(0, x) = -(0/(x*x + 0*0)); and 0/(x*x) stays (nan at x = 0)
-    ("atan2(0, x)", "d_f1_d_x = -(0/(x*x))\n", ["+ 0", "0*0"]),
+    # x + 0: d/dx atan2(0, x) = -(0/(x*x + 0*0)); and 0/x^2 stays (nan at x = 0)
+    ("atan2(0, x)", "d_f1_d_x = -0/x^2\n", ["+ 0", "0*0"]),
     # 1*1 folded, no 1*y: d/dy atan2(y, 1) = 1/(1*1 + y*y)
-    ("atan2(y, 1)", "d_f1_d_y = 1/(1 + y*y)\n", ["1*"]),
+    ("atan2(y, 1)", "d_f1_d_y = 1/(1 + y^2)\n", ["1*"]),
     # --x: d/dx cos(-x) = -(-sin(-x))
     ("cos(-x)", "d_f1_d_x = sin(-x)\n", ["--", "-(-"]),
     # signs move out: -x*-y, a + -b
@@ -488,10 +546,47 @@ def test_neutral_elements_disappear(source, expected, absent):
             assert fragment not in right, (fragment, line)
 
 
+def test_equal_terms_and_factors_are_a_double_and_a_square_value_for_value():
+    # d/dx x*x = x + x: written 2*x; d/dy x*y*x = x*x: written x^2. Both exact in IEEE,
+    # inf and nan included (inf + inf = 2*inf, nan^2 = nan).
+    assert diff("x*x") == "d_f1_d_x = 2*x\n"
+    text = diff("x*y*x")
+    assert text == "d_f1_d_x = 2*x*y\nd_f1_d_y = x^2\n"
+    rng = np.random.default_rng(3)
+    with np.errstate(all="ignore"):
+        for x, y in [*rng.uniform(-5, 5, (10, 2)), (math.inf, 1.0), (math.nan, 2.0)]:
+            got = list(evaluate(text, x=float(x), y=float(y)).values())
+            ref = _grad("x*y*x", x=float(x), y=float(y))
+            assert all(same_value(g, r, 0.0) for g, r in zip(got, ref)), (x, y, got, ref)
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("x/3", "1/3"),                           # no double is 1/3: the quotient stays
+    ("x^2/3", "2*x/3"),                       # 2*(1/3) as a ratio of integers
+    ("0.1*x^2/3", "0.2*x/3"),                 # 0.1*2/3: a double over a small integer
+    ("x/(2*y)", None),                        # 1/(2*y), -x/(2*y^2): the divisor as written
+    ("6*x^2/(4*y)", None),                    # 3*x/y, -3*x^2/(2*y^2): reduced like a fraction
+    ("log2(x)", f"{1 / math.log(2)!r}/x"),    # a double with a long decimal stays a double
+    ("x^3/2", "1.5*x^2"),                     # a short decimal
+])
+def test_coefficients_are_written_exactly(source, expected):
+    text = diff("--", source)
+    if expected is not None:
+        assert text == f"d_f1_d_x = {expected}\n"
+    program, printed = jacli.compile(source), jacli.compile(text)
+    for x, y in [(0.7, 1.3), (2.5, -0.4)]:
+        point = {"x": x, "y": y}
+        with np.errstate(all="ignore"):
+            gradient = program.grad({n: point[n] for n in program.variables}).gradient
+            values = printed.eval({n: point[n] for n in printed.variables}).value
+        for got, ref in zip(values, gradient):
+            assert same_value(float(got), float(ref), 1e-12, floor=0.0), (text, got, ref)
+
+
 def test_constant_folding_is_value_for_value():
-    # 2^x: d/dx = 2^x*log(2), log(2) folded to the double jacli's AD uses.
+    # 2^x: d/dx = 2^x*log(2), log(2) folded to the double jacli's AD uses, and put first.
     text = diff("2^x")
-    assert text == f"d_f1_d_x = 2^x*{math.log(2)!r}\n"
+    assert text == f"d_f1_d_x = {math.log(2)!r}*2^x\n"
     assert evaluate(text, x=3.0)["d_f1_d_x"] == _grad("2^x", x=3.0)[0]
 
 
@@ -513,7 +608,7 @@ def test_output_to_npy_is_refused(tmp_path):
 def test_out_selects_outputs(monkeypatch):
     monkeypatch.chdir(REPO)
     assert diff("-f", "samples/polar.jac", "--out", "theta") == (
-        "let t1 = x*x + y*y\nd_theta_d_x = -(y/t1)\nd_theta_d_y = x/t1\n")
+        "let t1 = x^2 + y^2\nd_theta_d_x = -y/t1\nd_theta_d_y = x/t1\n")
 
 
 @pytest.mark.parametrize("args", [["x^2", "--order", "3"], ["x^2", "--order", "0"],
