@@ -402,7 +402,8 @@ class _NpyStream:
                              "from a pipe: pass it as a file, or save it in C order",
                              origin="--points")
         if self.start is not None:   # a file cut short says so before anything is written
-            held = (os.fstat(binary.fileno()).st_size - self.start) // dtype.itemsize
+            held = (binary.seek(0, os.SEEK_END) - self.start) // dtype.itemsize
+            binary.seek(self.start)
             if held < self.count * self.width:
                 raise self.short(held // max(self.width, 1))
 
