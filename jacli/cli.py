@@ -213,8 +213,9 @@ class _Job:
                 raise JacliError(f"'{name}' is a {kind}, not a variable: it cannot be given a "
                                  "value", origin="--at")
         if unused and not options.get("allow_unused"):
-            raise JacliError(f"'{shorten(unused[0])}' is not used by the program (its "
-                             f"variables: {shorten(', '.join(self.program.variables), 200) or 'none'})",
+            known = shorten(", ".join(self.program.variables), 200) or "none"
+            raise JacliError(f"'{shorten(unused[0])}' is not used by the program "
+                             f"(its variables: {known})",
                              origin="--at", hint="leave it out, or pass --allow-unused")
         seed_option = {"jvp": "tangent", "vjp": "cotangent"}.get(command)
         if seed_option:  # the tangent v of J.v, or the cotangent u of u^T.J

@@ -97,7 +97,7 @@ class _TapeBuilder:
         arity = FUNCTIONS.get(name)
         if arity is None:
             raise JacliError(f"unknown function '{shorten(name)}'", _span(name_tok, name_tok),
-                             hint=_close_matches(name))
+                             hint=_close_matches(name) if len(name) <= 40 else None)
         if arity == VARIADIC and len(args) < 2:
             raise JacliError(f"{name}() takes 2 or more arguments, got {len(args)}", span)
         if arity != VARIADIC and len(args) != arity:
@@ -117,7 +117,8 @@ class _TapeBuilder:
         if name in self.used_as_input:
             first = self.used_as_input[name]
             line, _ = line_col(self.tape.source, first.start_pos)
-            raise JacliError(f"'{shorten(name)}' is defined here but was used earlier (line {line}) "
+            raise JacliError(f"'{shorten(name)}' is defined here but was used earlier "
+                             f"(line {line}) "
                              "as an input: define a name before using it", span)
         self.tape.names[name] = value.index
 

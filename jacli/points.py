@@ -81,8 +81,10 @@ def parse_float(text: str) -> float:
 
 
 def shown(text: str) -> str:
-    """A field or name as a message quotes it: repr, shortened when long."""
-    return shorten(repr(text))
+    """A field or name as a message quotes it: its repr, cut in the middle when long."""
+    if len(text) <= 40:
+        return repr(text)
+    return f"{text[:18]!r}...{text[-18:]!r} ({len(text):,} characters)"
 
 
 def parse_at(items: list[str], origin: str = "--at") -> dict[str, float]:
