@@ -24,6 +24,8 @@ CHUNK_BYTES = 1 << 24
 LINE_LIMIT = 1 << 20
 #: Bytes asked of the input per read.
 READ_SIZE = 1 << 16
+#: Seconds without input after which the rows read so far are passed on.
+STALL = 0.01
 
 
 class Points(NamedTuple):
@@ -145,13 +147,14 @@ class _Lines:
         self.done = False
 
     def ready(self) -> bool:
-        """Would the next read return at once (data, or the end)? False when the
-        input has stalled (a pipe whose writer is still thinking)."""
+        """Does the input have more for us within STALL seconds (data, or the end)?
+        False when it has stalled (a pipe whose writer is still thinking). (Waiting a
+        little keeps a fast writer's rows in whole chunks.)"""
         if self.fd is None or self.done:
             return True
         import select
         try:
-            return bool(select.select([self.fd], [], [], 0)[0])
+            return bool(select.select([self.fd], [], [], STALL)[0])
         except (OSError, ValueError):
             return True
 
@@ -417,37 +420,36 @@ class _NpyStream:
         rows = max(1, min(rows, CHUNK_BYTES // max(1, self.width * self.dtype.itemsize)))
         for start in range(0, max(self.count, 1), rows):
             size = min(rows, self.count - start)
-            block = self._read(start, size).astype(float)
+            block = np.asarray(self._read(start, size), dtype=float)   # (no copy if f8)
             yield Points({name: block[:, j] for j, name in enumerate(self.columns)},
                          size, {}, start)
 
     def _read(self, start: int, size: int) -> np.ndarray:
-        item = self.dtype.itemsize
-        if not self.fortran:
-            data = _read_exactly(self.binary, size * self.width * item)
-            if len(data) < size * self.width * item:
-                raise self.short(start + len(data) // (self.width * item))
-            return np.frombuffer(data, self.dtype).reshape(size, self.width)
         block = np.empty((size, self.width), self.dtype)
+        if not self.fortran:
+            got = _read_into(self.binary, block)
+            if got < block.nbytes:
+                raise self.short(start + got // (self.width * self.dtype.itemsize))
+            return block
+        column = np.empty(size, self.dtype)
         for j in range(self.width):   # column j of a Fortran-order array is contiguous
-            self.binary.seek(self.start + (j * self.count + start) * item)
-            data = _read_exactly(self.binary, size * item)
-            if len(data) < size * item:
-                raise self.short(start + len(data) // item)
-            block[:, j] = np.frombuffer(data, self.dtype)
+            self.binary.seek(self.start + (j * self.count + start) * self.dtype.itemsize)
+            got = _read_into(self.binary, column)
+            if got < column.nbytes:
+                raise self.short(start + got // self.dtype.itemsize)
+            block[:, j] = column
         return block
 
 
-def _read_exactly(binary, size: int) -> bytes:
-    """`size` bytes, or fewer only at the end of the stream."""
-    parts, got = [], 0
-    while got < size:
-        part = binary.read(size - got)
+def _read_into(binary, array: np.ndarray) -> int:
+    """Fill `array` (C-contiguous) from the stream; the bytes read (fewer only at its end)."""
+    view, got = memoryview(array).cast("B"), 0
+    while got < len(view):
+        part = binary.readinto(view[got:])
         if not part:
             break
-        parts.append(part)
-        got += len(part)
-    return b"".join(parts)
+        got += part
+    return got
 
 
 #: The bytes a chunk may hold for the fast CSV reader: printable ASCII, tab and the line

@@ -195,16 +195,25 @@ except JacliError as error:
 
 # === item 11: memory bounded by the chunk, not by the input ===========================
 
+# A child's peak RSS counts the pages it had before exec, shared with its parent: started
+# from a large pytest process it would read a few hundred MB. So a small Python process
+# starts jacli and reports what os.wait4 says of it.
+MEASURE = """
+import os, subprocess, sys
+with open(sys.argv[1], "rb") as stdin:
+    child = subprocess.Popen(sys.argv[2:], stdin=stdin, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
+
+
 def peak_rss_mb(args: list[str], stdin_path: str) -> tuple[int, float, bytes]:
     """Run jacli as a process; its exit status, its own peak RSS (MB) and stderr."""
-    with open(stdin_path, "rb") as stdin:
-        process = subprocess.Popen([sys.executable, "-m", "jacli", *args], stdin=stdin,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                   env=_env(), cwd=REPO)
-        err = process.stderr.read()
-        _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, usage.ru_maxrss / 1024, err
+    done = subprocess.run([sys.executable, "-c", MEASURE, stdin_path, sys.executable, "-m",
+                           "jacli", *args], capture_output=True, env=_env(), cwd=REPO,
+                          timeout=120)
+    code, peak_kb = map(int, done.stdout.split())
+    return code, peak_kb / 1024, done.stderr
 
 
 @pytest.fixture(scope="module")
