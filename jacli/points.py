@@ -443,6 +443,8 @@ class _NpyStream:
 
 def _read_into(binary, array: np.ndarray) -> int:
     """Fill `array` (C-contiguous) from the stream; the bytes read (fewer only at its end)."""
+    if not array.nbytes:
+        return 0
     view, got = memoryview(array).cast("B"), 0
     while got < len(view):
         part = binary.readinto(view[got:])
