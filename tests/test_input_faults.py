@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -318,14 +318,14 @@ def test_results_of_a_stalled_pipe_are_written_before_more_input_comes():
     try:
         process.stdin.write(b"x\n1\n")
         process.stdin.flush()
-        import select
         ready, _, _ = select.select([process.stdout], [], [], 10)
         first = os.read(process.stdout.fileno(), 100) if ready else b""
         process.stdin.write(b"2\n")
         process.stdin.close()
         rest = process.stdout.read()
     finally:
-        process.kill() if process.poll() is None else None
+        if process.poll() is None:
+            process.stdin.close()
         process.wait(30)
     assert first == b"1.0\n", "the first result waited for the end of the input"
     assert rest == b"2.0\n" and process.returncode == 0
