@@ -20,13 +20,15 @@ import numpy as np
 from .engine import DomainWarning, Partials, WarningLog, evaluate, materialize
 from .engine import jvp as engine_jvp
 from .engine import vjp as engine_vjp
-from .errors import JacliError
+from .errors import JacliError, shorten
 from .parse import parse
 from .symbolic import gradient_tape
 from .tape import Tape, paused_gc
 
-#: Points are evaluated in chunks of this many, so memory stays bounded.
+#: Points are evaluated in chunks of this many, so memory stays bounded; fewer when the
+#: derivatives of one point are many: a chunk's derivatives are at most CHUNK_FLOATS.
 CHUNK = 1 << 13
+CHUNK_FLOATS = 1 << 22
 
 
 class Result(NamedTuple):
@@ -95,8 +97,8 @@ class Program:
             return self.outputs
         for name in outputs:
             if name not in self.tape.outputs:
-                raise JacliError(f"no output named '{name}'; the outputs are "
-                                 + ", ".join(self.tape.outputs), origin="--out")
+                raise JacliError(f"no output named '{shorten(name)}'; the outputs are "
+                                 + shorten(", ".join(self.tape.outputs), 200), origin="--out")
         if len(set(outputs)) != len(outputs):
             raise JacliError("an output is named twice", origin="--out")
         return list(outputs)
@@ -109,7 +111,7 @@ class Program:
         self._check_names(wrt, self.variables, "a variable", "--wrt")
         for name in wrt:
             if list(wrt).count(name) > 1:
-                raise JacliError(f"'{name}' is named twice", origin="--wrt")
+                raise JacliError(f"'{shorten(name)}' is named twice", origin="--wrt")
         return list(wrt)
 
     def unused(self, names) -> list[str]:
@@ -132,8 +134,9 @@ class Program:
             if name not in point:
                 if needed[self.tape.variable_nodes[name]]:
                     node = self.tape.nodes[self.tape.variable_nodes[name]]
-                    raise JacliError(f"no value for variable '{name}'", node.span, self.source,
-                                     hint=f"give it a value, e.g. --at {name}=1")
+                    raise JacliError(f"no value for variable '{shorten(name)}'", node.span,
+                                     self.source, hint=f"give it a value, e.g. --at "
+                                     f"{name if len(name) <= 40 else 'NAME'}=1")
                 continue
             value = np.asarray(point[name], dtype=float)
             if value.ndim > 1:
@@ -171,9 +174,13 @@ class Program:
             mode = "forward" if n < m else "reverse"
         seed = {} if seed is None else {k: np.asarray(v, dtype=float) for k, v in seed.items()}
         log = WarningLog()
+        # The engine holds a chunk's derivatives at once: (m, n) per point, (n + 1, n)
+        # for the Hessian, so wide ones get fewer points (200 inputs: 104 per chunk).
+        width = {"jacobian": m * n, "hessian": (n + 1) * n}.get(kind, m)
+        chunk_points = max(1, min(CHUNK, CHUNK_FLOATS // max(1, width)))
         with paused_gc():
-            for start in range(0, batch, CHUNK):
-                stop = min(start + CHUNK, batch)
+            for start in range(0, batch, chunk_points):
+                stop = min(start + chunk_points, batch)
                 size = stop - start
                 chunk = {name: v[start:stop] for name, v in env.items()}
                 chunk_seed = {k: v[start:stop] if v.ndim else v for k, v in seed.items()}
@@ -257,8 +264,9 @@ class Program:
         for name in given:
             if name not in known:
                 kind = what.split()[-1] + "s"          # "a variable" -> "variables"
-                raise JacliError(f"'{name}' is not {what} of the program "
-                                 f"(its {kind}: {', '.join(known) or 'none'})", origin=origin)
+                raise JacliError(f"'{shorten(name)}' is not {what} of the program "
+                                 f"(its {kind}: {shorten(', '.join(known), 200) or 'none'})",
+                                 origin=origin)
 
     def trace(self, point: Mapping, wrt: Sequence[str] | None = None,
               outputs: Sequence[str] | None = None) -> Trace:

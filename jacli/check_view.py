@@ -82,20 +82,24 @@ def _layout(result: CheckResult, variables: Sequence[str] | None, at_rows,
 
 def write_check(result: CheckResult, fmt: str, out: TextIO,
                 variables: Sequence[str] | None = None, at_rows=None,
-                bad_rows: Mapping[int, str] | None = None) -> None:
+                bad_rows: Mapping[int, str] | None = None, first_row: int = 0,
+                header: bool = True) -> None:
     """Write `result` in `fmt` (plain, json or csv) to `out`.
 
     `variables` and `at_rows` (total rows x len(variables)) are what `at` shows, as in
     formats.Report; by default every variable of the checked point. `bad_rows` maps the
     0-based numbers of unreadable --points rows to their problem: those rows keep their
     place; `result` then holds the good rows only, in order, and `at_rows` may have all
-    rows or only the good ones."""
+    rows or only the good ones. A batch written chunk by chunk gives each chunk's
+    `first_row` (0-based, for the row numbers of bad rows), and `header` only with the
+    first."""
     variables, at_rows, bad, points = _layout(result, variables, at_rows, bad_rows)
     {"plain": _write_plain, "json": _write_json, "csv": _write_csv}[fmt](
-        result, out, variables, at_rows, bad, points)
+        result, out, variables, at_rows, bad, points, first_row, header)
 
 
-def _write_plain(result, out, variables, at_rows, bad, points) -> None:
+def _write_plain(result, out, variables, at_rows, bad, points, first_row=0,
+                 header=True) -> None:
     max_abs, max_rel = result.max_abs_error.tolist(), result.max_rel_error.tolist()
     point_ok = result.point_ok.tolist()
     for b in points:
@@ -115,7 +119,8 @@ def _entry_json(entry, reason: str | None = None) -> str:
     return text + "}"
 
 
-def _write_json(result, out, variables, at_rows, bad, points) -> None:
+def _write_json(result, out, variables, at_rows, bad, points, first_row=0,
+                header=True) -> None:
     head = (f'{{"inputs": {json.dumps(result.inputs)}, '
             f'"outputs": {json.dumps(result.outputs)}, ')
     names = [json.dumps(name) for name in variables]
@@ -124,7 +129,7 @@ def _write_json(result, out, variables, at_rows, bad, points) -> None:
     rows = at_rows.tolist()
     for row, b in enumerate(points):
         if b is None:
-            out.write(json.dumps({"row": row + 1, "error": bad[row]}) + "\n")
+            out.write(json.dumps({"row": first_row + row + 1, "error": bad[row]}) + "\n")
             continue
         at = ", ".join(f"{n}: {json_number(v)}" for n, v in zip(names, rows[row]))
         worst = result.worst(b)
@@ -136,9 +141,11 @@ def _write_json(result, out, variables, at_rows, bad, points) -> None:
                   f'"failures": [{failures}]}}\n')
 
 
-def _write_csv(result, out, variables, at_rows, bad, points) -> None:
-    out.write(",".join(list(variables) + ["ok", "max_abs_error", "max_rel_error",
-                                          "worst_output", "worst_input"]) + "\n")
+def _write_csv(result, out, variables, at_rows, bad, points, first_row=0,
+               header=True) -> None:
+    if header:
+        out.write(",".join(list(variables) + ["ok", "max_abs_error", "max_rel_error",
+                                              "worst_output", "worst_input"]) + "\n")
     max_abs, max_rel = result.max_abs_error.tolist(), result.max_rel_error.tolist()
     point_ok = result.point_ok.tolist()
     worst = result.worst_index().tolist()
@@ -164,11 +171,17 @@ def _num(x: float, digits: int = 10) -> str:
 
 def verdict(result: CheckResult, bad_rows: Mapping[int, str] | None = None) -> str:
     """One line on the whole check, for people."""
-    count, failing = result.count, len(result.failing_points())
-    tolerance = f"rtol={result.rtol:g}, atol={result.atol:g}"
+    return verdict_line(result.count, len(result.failing_points()), len(bad_rows or {}),
+                        result.rtol, result.atol)
+
+
+def verdict_line(count: int, failing: int, bad_count: int, rtol: float, atol: float) -> str:
+    """The verdict from counts: points checked, points failing, unreadable rows (a
+    batch checked chunk by chunk adds them up)."""
+    tolerance = f"rtol={rtol:g}, atol={atol:g}"
     bad = ""
-    if bad_rows:
-        bad = f"; {len(bad_rows)} unreadable row{'s' if len(bad_rows) > 1 else ''}"
+    if bad_count:
+        bad = f"; {bad_count} unreadable row{'s' if bad_count > 1 else ''}"
     if failing == 0:
         where = "the point" if count == 1 else f"all {count} points"
         return f"AD and finite differences agree at {where} ({tolerance}){bad}"

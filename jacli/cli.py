@@ -35,7 +35,7 @@ try:
     from . import __version__
     from .api import CHUNK, Program
     from .check import DEFAULT_ATOL, DEFAULT_RTOL
-    from .errors import JacliError
+    from .errors import JacliError, shorten
     from .prims import CONSTANTS, FUNCTIONS
     from .formats import TEXT_WRITERS, Report, save_npy, save_npz
     from .output import (StdoutClosed, WriteError, clean_up_on_signals, descriptor_named,
@@ -184,6 +184,10 @@ def _main(version: Annotated[bool, typer.Option(
 
 # --- reading the program and the points ----------------------------------------------------
 
+#: The longest program file: 16 MiB (a 5 MB program of real terms takes ~0.55 GB).
+PROGRAM_LIMIT = 1 << 24
+
+
 def _read_program(program: str | None, file: str | None) -> str:
     if program is not None and file is not None:
         raise JacliError("give the program either as an argument or with -f, not both",
@@ -194,10 +198,18 @@ def _read_program(program: str | None, file: str | None) -> str:
         raise JacliError("no program: give it as an argument or with -f PATH",
                          origin="command line")
     try:
-        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+        if file == "-":
+            data = sys.stdin.buffer.read(PROGRAM_LIMIT + 1)
+        else:
+            with open(file, "rb") as f:
+                data = f.read(PROGRAM_LIMIT + 1)
     except OSError as error:
         raise JacliError(f"cannot read program file {file}: {error.strerror}",
                          origin="-f") from None
+    if len(data) > PROGRAM_LIMIT:   # (-f /dev/zero would fill the memory)
+        name = "standard input" if file == "-" else f"program file {file}"
+        raise JacliError(f"{name} is longer than {PROGRAM_LIMIT:,} bytes: a program "
+                         "is at most 16 MiB", origin="-f")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -232,6 +244,10 @@ def _nothing_to_differentiate(program: Program, outputs: list[str]) -> None:
                      f"(the program's variables: {', '.join(program.variables)})")
 
 
+#: The numbers that one chunk's results may hold (8 MiB of them: 64 MB).
+RESULT_FLOATS = 1 << 23
+
+
 class _Job:
     """What a command was asked: the program, its selections and its points."""
 
@@ -262,8 +278,9 @@ class _Job:
                 raise JacliError(f"'{name}' is a {kind}, not a variable: it cannot be given a "
                                  "value", origin="--at")
         if unused and not options.get("allow_unused"):
-            raise JacliError(f"'{unused[0]}' is not used by the program "
-                             f"(its variables: {', '.join(self.program.variables) or 'none'})",
+            known = shorten(", ".join(self.program.variables), 200) or "none"
+            raise JacliError(f"'{shorten(unused[0])}' is not used by the program "
+                             f"(its variables: {known})",
                              origin="--at", hint="leave it out, or pass --allow-unused")
         seed_option = {"jvp": "tangent", "vjp": "cotangent"}.get(command)
         if seed_option:  # the tangent v of J.v, or the cotangent u of u^T.J
@@ -279,19 +296,20 @@ class _Job:
                         if v not in self.at]
             self.reader = PointsReader(path, fmt.value if fmt else None, self.program.variables,
                                        required, [v for v in self.inputs if v not in self.at],
-                                       _split(options.get("columns")))
+                                       _split(options.get("columns")), shared=list(self.at))
 
     def chunks(self) -> Iterator[Points | None]:
-        """The points in chunks (None: the single point of --at)."""
+        """The points in chunks (None: the single point of --at), each small enough that
+        its results stay within RESULT_FLOATS numbers (a Hessian has n^2 per row)."""
         if self.reader is None:
             yield None
             return
+        m, n = len(self.outputs), len(self.inputs)
+        width = 1 + m + {"jac": m * n, "grad": n, "hess": n + n * n, "vjp": n,
+                         "jvp": m, "check": 8 * m * n}.get(self.command, 0)
+        rows = max(1, RESULT_FLOATS // width)
         for points in self.reader.chunks():
-            both = [n for n in points.columns if n in self.at and n in self.program.variables]
-            if both:
-                raise JacliError(f"'{both[0]}' is given both by --at and by --points",
-                                 origin="--points")
-            yield points
+            yield from points.split(rows)
 
     def bindings(self, points: Points | None) -> tuple[dict[str, np.ndarray],
                                                       np.ndarray | None, int]:
@@ -461,6 +479,7 @@ def _write_reports(job: _Job, fmt: str, output: str | None) -> int:
     with target(output) as out:
         for number, (report, warnings) in enumerate(job.reports()):
             writer(report, out, header=number == 0)
+            out.flush()   # a pipe stage passes each chunk on at once (one write per chunk)
             problems.add(report, warnings)
     return problems.finish()
 
@@ -562,6 +581,8 @@ def _execute(command: str, options: dict) -> None:
     if options.get("output") == "-":   # `-o -` is standard output, as `-f -` is standard input
         options = {**options, "output": None}
     try:
+        if options.get("output") == "":   # said before the points are opened and checked
+            raise JacliError("the output path is empty", origin="-o")
         job = _Job(command, options)
         if command == "tape":
             status = _run_tape(job, _resolve_format(options["format"], options["output"]),
@@ -776,36 +797,52 @@ def _run_tape(job: _Job, fmt: str, output: str | None) -> int:
 
 def _run_check(job: _Job, fmt: str, output: str | None) -> int:
     from .check import check_jacobian
-    from .check_view import check_renderable, verdict, write_check
+    from .check_view import check_renderable, verdict_line, write_check
 
-    chunks = list(job.chunks())
-    points = None if chunks == [None] else Points.concat(chunks)
-    values, mask, count = job.bindings(points)
-    variables, at = job.at_table(values, mask, count)
-    bad = points.bad_rows if points else {}
-    result = check_jacobian(job.program, values, job.inputs, job.outputs,
-                            job.options["rtol"], job.options["atol"])
     if output and Path(output).suffix.lower() in (".npy", ".npz"):
         raise JacliError("check writes text: .txt, .csv or .jsonl", origin="-o")
-    if fmt == "table" and output is None:
-        from .render import _console
-        _console().print(check_renderable(result, at, variables, bad))
-    else:
-        with target(output) as f:
-            write_check(result, "plain" if fmt == "table" else fmt, f, variables, at, bad)
     problems = _Problems(job.source)
-    problems.add(None, result.warnings)
+    counts = [0, 0, 0]   # points checked, points failing, bad rows
+    noted: list[list[str]] = []   # the first three failing points, for standard error
+
+    def check(points: Points | None):
+        values, mask, count = job.bindings(points)
+        variables, at = job.at_table(values, mask, count)
+        result = check_jacobian(job.program, values, job.inputs, job.outputs,
+                                job.options["rtol"], job.options["atol"])
+        failing = result.failing_points()
+        for point in failing[:3 - len(noted)]:
+            noted.append([f"jacli: point {counts[0] + point + 1}: d{failure.output}/"
+                          f"d{failure.input}: {failure.reason}"
+                          for failure in result.failures(point)[:3]])
+        problems.add(None, result.warnings)
+        bad = points.bad_rows if points else {}
+        counts[:] = [counts[0] + result.count, counts[1] + len(failing), counts[2] + len(bad)]
+        return result, variables, at, bad
+
+    if fmt == "table" and output is None:   # a few points shown of all: gathered
+        from .render import _console
+        chunks = list(job.chunks())
+        result, variables, at, bad = check(None if chunks == [None] else Points.concat(chunks))
+        _console().print(check_renderable(result, at, variables, bad))
+    else:   # chunk by chunk, as the other commands write: memory bounded by the chunk
+        with target(output) as out:
+            for number, points in enumerate(job.chunks()):
+                result, variables, at, bad = check(points)
+                write_check(result, "plain" if fmt == "table" else fmt, out, variables, at,
+                            bad, first_row=points.first_row if points else 0,
+                            header=number == 0)
+                out.flush()
     status = problems.finish()
-    if not result.passed:
+    if counts[1]:
         if fmt == "table" and output is None:   # the table says why, once
             return 1
-        for point in result.failing_points()[:3]:
-            for failure in result.failures(point)[:3]:
-                print(f"jacli: point {point + 1}: d{failure.output}/d{failure.input}: "
-                      f"{failure.reason}", file=sys.stderr)
-        print(f"jacli: {verdict(result, bad)}", file=sys.stderr)
+        for lines in noted:
+            print("\n".join(lines), file=sys.stderr)
+        print(f"jacli: {verdict_line(*counts, job.options['rtol'], job.options['atol'])}",
+              file=sys.stderr)
         return 1
-    return 1 if bad else status
+    return 1 if counts[2] else status
 
 
 def _run_diff(job: _Job, order: int, fmt: str, output: str | None) -> int:

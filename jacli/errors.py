@@ -74,3 +74,12 @@ class JacliError(Exception):
 
     def __str__(self) -> str:
         return self.render()
+
+
+def shorten(text: str, limit: int = 40) -> str:
+    """`text` as a message shows it: cut in the middle when longer than `limit`, with
+    its length said, so that a 100,000-character name gives a one-line message."""
+    if len(text) <= limit:
+        return text
+    keep = limit // 2 - 2
+    return f"{text[:keep]}...{text[-keep:]} ({len(text):,} characters)"

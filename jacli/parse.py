@@ -18,7 +18,7 @@ import os
 import re
 from typing import NamedTuple
 
-from .errors import JacliError, line_col
+from .errors import JacliError, line_col, shorten
 from .prims import CONSTANTS, FUNCTIONS, VARIADIC
 from .tape import Tape, paused_gc
 
@@ -97,8 +97,9 @@ class _TapeBuilder:
         arity = FUNCTIONS.get(name)
         if arity is None:
             arguments = [self.tape.source[a.start:a.end] for a in args]
-            raise JacliError(f"unknown function '{name}'", _span(name_tok, name_tok),
-                             hint=_alias_hint(name, arguments) or _close_matches(name))
+            raise JacliError(f"unknown function '{shorten(name)}'", _span(name_tok, name_tok),
+                             hint=(_alias_hint(name, arguments) or _close_matches(name))
+                             if len(name) <= 40 else None)
         if arity == VARIADIC and len(args) < 2:
             raise JacliError(f"{name}() takes 2 or more arguments, got {len(args)}", span)
         if arity != VARIADIC and len(args) != arity:
@@ -114,11 +115,12 @@ class _TapeBuilder:
         if name in FUNCTIONS:
             raise JacliError(f"'{name}' is a function and cannot be defined", span)
         if name in self.tape.names:
-            raise JacliError(f"'{name}' is already defined", span)
+            raise JacliError(f"'{shorten(name)}' is already defined", span)
         if name in self.used_as_input:
             first = self.used_as_input[name]
             line, _ = line_col(self.tape.source, first.start_pos)
-            raise JacliError(f"'{name}' is defined here but was used earlier (line {line}) "
+            raise JacliError(f"'{shorten(name)}' is defined here but was used earlier "
+                             f"(line {line}) "
                              "as an input: define a name before using it", span)
         self.tape.names[name] = value.index
 
@@ -405,7 +407,7 @@ def _name_outputs(tape: Tape, pending) -> None:
     for position, (name, index, span) in enumerate(pending, start=1):
         name = name or f"f{position}"
         if name in tape.outputs:
-            raise JacliError(f"two outputs are named '{name}'", span, tape.source)
+            raise JacliError(f"two outputs are named '{shorten(name)}'", span, tape.source)
         tape.add_output(name, index, span)
 
 

@@ -1,4 +1,5 @@
-"""Where the points come from: `--at` text and `--points` files (CSV, JSON Lines, .npy).
+"""Where the points come from: `--at` text and `--points` files (CSV, TSV, space-separated,
+JSON Lines, .npy, .npz).
 
 A points file is read in chunks of rows (`PointsReader.chunks`), so memory stays
 bounded however long it is. Each chunk becomes columns of equal length plus a
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -17,10 +19,17 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from .errors import JacliError
+from .errors import JacliError, shorten
 
-#: Rows per chunk of a points file.
+#: Rows per chunk of a points file; a chunk also ends once its lines hold CHUNK_BYTES.
 CHUNK_ROWS = 1 << 16
+CHUNK_BYTES = 1 << 24
+#: The longest line of a points file: a longer one is a bad row, skipped as it is read.
+LINE_LIMIT = 1 << 20
+#: Bytes asked of the input per read.
+READ_SIZE = 1 << 16
+#: Seconds without input after which the rows read so far are passed on.
+STALL = 0.01
 
 
 class Points(NamedTuple):
@@ -37,6 +46,18 @@ class Points(NamedTuple):
             mask[list(self.bad_rows)] = False
         return mask
 
+    def split(self, rows: int) -> Iterator["Points"]:
+        """These points, at most `rows` at a time (itself when it has no more)."""
+        if self.count <= rows:
+            yield self
+            return
+        for start in range(0, self.count, rows):
+            stop = min(start + rows, self.count)
+            yield Points({name: c[start:stop] for name, c in self.columns.items()},
+                         stop - start, {row - start: message for row, message
+                                        in self.bad_rows.items() if start <= row < stop},
+                         self.first_row + start)
+
     @staticmethod
     def concat(chunks: list["Points"]) -> "Points":
         names = {name for chunk in chunks for name in chunk.columns}
@@ -49,11 +70,27 @@ class Points(NamedTuple):
         return Points(columns, offset, bad, chunks[0].first_row if chunks else 0)
 
 
+#: The only characters a number's field may have around it (spaces and tabs); any other
+#: character, Unicode whitespace included (NBSP, U+2003, U+2028, \x1c, \x85), makes
+#: it not a number, in the fast and the careful CSV reader alike.
+BLANKS = " \t"
+
+
 def parse_float(text: str) -> float:
-    """A float as --at and points files write it: `1e-3`, `-2`, `inf`, `nan`."""
-    if "_" in text or not text.isascii():  # float() accepts 1_000 and non-ASCII digits
+    """A float as --at and points files write it: `1e-3`, `-2`, `inf`, `nan`, with
+    spaces or tabs around it and nothing else."""
+    text = text.strip(BLANKS)
+    # float() accepts 1_000, non-ASCII digits and any Unicode whitespace around them.
+    if "_" in text or not text.isascii() or not text.isprintable():
         raise ValueError(text)
     return float(text)
+
+
+def shown(text: str) -> str:
+    """A field or name as a message quotes it: its repr, cut in the middle when long."""
+    if len(text) <= 40:
+        return repr(text)
+    return f"{text[:18]!r}...{text[-18:]!r} ({len(text):,} characters)"
 
 
 def parse_at(items: list[str], origin: str = "--at") -> dict[str, float]:
@@ -172,58 +209,170 @@ def _peek(binary, size: int = 64) -> bytes:
     return data
 
 
+class _Lines:
+    """The lines of a byte stream, read as they arrive (a read returns what is there).
+
+    The first line end of the stream sets its convention: `\\n` (a `\\r` before it is
+    dropped, as for CRLF files) or a lone `\\r` (old Mac files). Any other `\\r` or `\\n`
+    is a character of its line, which a CSV or JSON reader then refuses: the row is bad.
+    A line longer than LINE_LIMIT bytes is not kept: it is skipped as it is read, and a
+    `_BadLine` takes its place. A line that is not UTF-8 becomes a `_BadLine` too.
+    """
+
+    def __init__(self, stream, peeked: bool = False):
+        self.stream, self.buffer = stream, b""
+        try:
+            self.fd = stream.fileno()
+        except (OSError, ValueError, AttributeError):   # an in-memory stream (tests)
+            self.fd = None
+        #: The bytes `_peek` left in the stream's buffer (os.read at the descriptor would
+        #: miss them), given out by the first read.
+        self.held = b""
+        if peeked and self.fd is not None and hasattr(stream, "peek"):
+            self.held = stream.read1(len(stream.peek(1)))
+        self.end: bytes | None = None     # b"\n" or b"\r", once the first line end is seen
+        self.started = False              # past a byte-order mark
+        self.skipping = False             # inside a line over LINE_LIMIT
+        self.done = False
+
+    def ready(self) -> bool:
+        """Does the input have more for us within STALL seconds (data, or the end)?
+        False when it has stalled (a pipe whose writer is still thinking). (Waiting a
+        little keeps a fast writer's rows in whole chunks.)"""
+        if self.fd is None or self.done or self.held:
+            return True
+        import select
+        try:
+            return bool(select.select([self.fd], [], [], STALL)[0])
+        except (OSError, ValueError):
+            return True
+
+    def _read(self) -> bytes:
+        if self.held:
+            data, self.held = self.held, b""
+            return data
+        if self.fd is not None:
+            return os.read(self.fd, READ_SIZE)
+        return getattr(self.stream, "read1", self.stream.read)(READ_SIZE)
+
+    def read(self) -> list[str] | None:
+        """The lines that one read of the stream completes (maybe none); None once the
+        stream has ended and every line was returned."""
+        if self.done:
+            return None
+        data = self._read()
+        buffer = self.buffer + data
+        if not self.started:
+            if len(buffer) < 3 and data:
+                self.buffer = buffer
+                return []
+            buffer, self.started = buffer.removeprefix(b"\xef\xbb\xbf"), True
+        if self.end is None:
+            cr, lf = buffer.find(b"\r"), buffer.find(b"\n")
+            if cr != -1 and (lf == -1 or cr < lf):
+                if cr + 1 == len(buffer) and data:   # CRLF or CR alone? the next byte says
+                    self.buffer = buffer
+                    return []
+                self.end = b"\n" if buffer[cr + 1:cr + 2] == b"\n" else b"\r"
+            elif lf != -1:
+                self.end = b"\n"
+        cut = buffer.rfind(self.end) if self.end else -1
+        whole, self.buffer = buffer[:cut + 1], buffer[cut + 1:]
+        if not data:   # the end: what is left is the last line, without its line end
+            self.done = True
+            if self.buffer or self.skipping:
+                whole, self.buffer = whole + self.buffer + (self.end or b"\n"), b""
+        lines = []
+        if whole:
+            if self.end == b"\n" and b"\r\n" in whole:
+                whole = whole.replace(b"\r\n", b"\n")
+            end = self.end or b"\n"
+            lines = _decode(whole[:-1].split(end), end)
+            if self.skipping:           # the end of a line over the limit
+                lines[0], self.skipping = _BadLine(TOO_LONG), False
+        if len(self.buffer) > LINE_LIMIT:
+            self.buffer, self.skipping = b"", True
+        return lines
+
+
+def _decode(raw: list[bytes], end: bytes) -> list[str]:
+    """Lines as text; each one over LINE_LIMIT or not UTF-8 is a `_BadLine`."""
+    if max(map(len, raw)) > LINE_LIMIT:
+        return [_BadLine(TOO_LONG) if len(line) > LINE_LIMIT else _decode([line], end)[0]
+                for line in raw]
+    try:   # (a line holds no `end`, so joining and splitting again gives the lines)
+        return (end.join(raw).decode("utf-8")).split(end.decode())
+    except UnicodeDecodeError as error:
+        if len(raw) > 1:
+            return [line for one in raw for line in _decode([one], end)]
+        return [_BadLine(f"is not UTF-8 text (byte {error.start + 1} of the row is "
+                         f"{raw[0][error.start]:#04x})")]
+
+
 class PointsReader:
     """A points file (`-` is standard input), opened and checked: the header must give
     every `required` variable. Only the `wanted` columns are read; others (an id column,
     say) are ignored. `npy_columns` names the columns of an .npy file; `columns`
     (--columns), when given, names the columns of an .npy or of a text file without a
-    header row."""
+    header row; `shared` the variables that --at gives, which the file must not give too."""
 
     def __init__(self, path: str, fmt: str | None, wanted: list[str], required: list[str],
-                 npy_columns: list[str], columns: list[str] | None = None):
+                 npy_columns: list[str], columns: list[str] | None = None,
+                 shared: list[str] = ()):
         self.format = guess_format(path, fmt)
         self.origin = "standard input" if path == "-" else path
         self.wanted, self.required, self.given_columns = wanted, required, columns
+        self.shared = [name for name in shared if name in wanted]
+        self.npy_columns = npy_columns
+        self.pending: list[str] = []
         if columns is not None:
             _check_columns(columns)
         try:
             binary = sys.stdin.buffer if path == "-" else open(path, "rb")
-            if self.format is None:
-                self.format = sniff_format(_peek(binary))
-            if columns is not None and self.format in ("jsonl", "npz"):
-                kind = "JSON Lines" if self.format == "jsonl" else ".npz"
-                raise JacliError(f"{kind} points name their own columns (--columns is for "
-                                 "CSV, TSV, space-separated and .npy points)",
-                                 origin="--columns")
-            if self.format in ("npy", "npz"):
-                if path == "-":
-                    source = io.BytesIO(binary.read())
-                else:
-                    binary.close()
-                    source = path
-                if self.format == "npz":
-                    self.array, self.columns = _load_npz(source, wanted, required,
-                                                         self.origin)
-                    return
-                self.columns = columns if columns is not None else npy_columns
-                missing = [name for name in required if name not in self.columns]
-                if columns is not None and missing:
-                    raise JacliError(f"no value for {', '.join(repr(m) for m in missing)}: "
-                                     f"--columns names {', '.join(columns)}",
-                                     origin="--columns")
-                self.array = _load_npy(source, self.columns, self.origin)
-                return
         except OSError as error:
             raise JacliError(f"cannot read points file {self.origin}: {error.strerror}",
                              origin="--points") from None
-        self.binary, self.at_start = binary, True
-        self.npy_columns = npy_columns
+        self.binary = binary
+        try:
+            self._open(path == "-")
+        except JacliError:
+            self.close()
+            raise
+        except OSError as error:
+            self.close()
+            raise JacliError(f"cannot read points file {self.origin}: {error.strerror}",
+                             origin="--points") from None
+
+    def _open(self, stdin: bool) -> None:
+        """Tell the format (from the first bytes if nothing else says) and read what
+        comes before the rows: the .npy header, the CSV header row; an .npz whole."""
+        peeked = self.format is None
+        if peeked:   # (the peeked bytes stay in the stream's buffer, for _Lines to take)
+            self.format = sniff_format(_peek(self.binary))
+        columns = self.given_columns
+        if columns is not None and self.format in ("jsonl", "npz"):
+            kind = "JSON Lines" if self.format == "jsonl" else ".npz"
+            raise JacliError(f"{kind} points name their own columns (--columns is for "
+                             "CSV, TSV, space-separated and .npy points)",
+                             origin="--columns")
+        if self.format == "npz":   # a zip's index is at its end: read whole
+            source = io.BytesIO(self.binary.read()) if stdin else self.origin
+            self.close()
+            self.array, self.columns = _load_npz(source, self.wanted, self.required,
+                                                 self.origin)
+            return
+        if self.format == "npy":   # read a chunk at a time, from a file or a pipe
+            self.columns = columns if columns is not None else self.npy_columns
+            missing = [name for name in self.required if name not in self.columns]
+            if columns is not None and missing:
+                raise JacliError(f"no value for {', '.join(shown(m) for m in missing[:5])}: "
+                                 f"--columns names {', '.join(columns)}",
+                                 origin="--columns")
+            self.npy = _NpyStream(self.binary, self.columns, self.origin)
+            return
+        self.lines = _Lines(self.binary, peeked)
         if self.format in ("csv", "tsv", "ssv"):
-            try:
-                self._read_header()
-            except JacliError:
-                self.close()
-                raise
+            self._read_header()
 
     def close(self) -> None:
         binary = getattr(self, "binary", None)
@@ -231,25 +380,19 @@ class PointsReader:
             binary.close()
 
     def _next_line(self) -> str | None:
-        """The next line, decoded; a line that is not UTF-8 becomes an `_Undecodable`
-        (its row is bad, the others go on). None at the end."""
-        raw = self.binary.readline()
-        if not raw:
-            return None
-        if self.at_start:
-            raw, self.at_start = raw.removeprefix(b"\xef\xbb\xbf"), False
-        raw = raw.rstrip(b"\n").rstrip(b"\r")
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            return _Undecodable(f"is not UTF-8 text (byte {error.start + 1} of the row is "
-                                f"{raw[error.start]:#04x})")
+        """The next line (None at the end), for the header."""
+        while not self.pending:
+            lines = self.lines.read()
+            if lines is None:
+                return None
+            self.pending = lines
+        return self.pending.pop(0)
 
     def _fields(self, line: str) -> list[str]:
         if self.format == "tsv":
             return line.split("\t")
-        if self.format == "ssv":
-            return line.split()
+        if self.format == "ssv":   # runs of spaces or tabs (other whitespace is a character)
+            return re.split(r"[ \t]+", line.strip(BLANKS))
         import csv   # csv and json are imported where used: --at alone never needs them
 
         return next(csv.reader([line]), [])
@@ -259,12 +402,20 @@ class PointsReader:
             self._use_header(self.given_columns)
             return
         line = self._next_line()
-        if isinstance(line, _Undecodable):
+        while line is not None and not isinstance(line, _BadLine) and not line.strip():
+            line = self._next_line()     # blank lines before the header are not rows
+        if isinstance(line, _BadLine):
             raise JacliError(f"the header of {self.origin} {line}", origin="--points")
-        if line is None or not line.strip():
+        if line is None:
             raise JacliError(f"{self.origin} is empty: expected a header row naming the "
                              "variables", origin="--points")
-        header = [name.strip() for name in self._fields(line)]
+        import csv
+
+        try:
+            header = [name.strip() for name in self._fields(line)]
+        except csv.Error:
+            raise JacliError(f"the header of {self.origin} is not a CSV row: it has a line "
+                             "break inside a field", origin="--points") from None
         if all(_is_number(name) for name in header):
             self._no_header(header)
         self._use_header(header)
@@ -273,7 +424,7 @@ class PointsReader:
         """The first row holds numbers: say which header (or --columns) would work."""
         names = self.npy_columns if len(self.npy_columns) == len(row) else \
             self.required if len(self.required) == len(row) else None
-        shown = ", ".join(row[:4]) + (", ..." if len(row) > 4 else "")
+        numbers = ", ".join(row[:4]) + (", ..." if len(row) > 4 else "")
         if names:
             separator = {"tsv": "\t", "ssv": " "}.get(self.format, ",")
             hint = (f"start it with the header row {separator.join(names)!r}, or pass "
@@ -282,62 +433,84 @@ class PointsReader:
             hint = (f"start it with a header row naming its {len(row)} columns (the "
                     f"variables: {', '.join(self.required) or 'none'}), or pass --columns")
         raise JacliError(f"the first row of {self.origin} must name the variables; it holds "
-                         f"numbers ({shown})", origin="--points", hint=hint)
+                         f"numbers ({shorten(numbers, 200)})", origin="--points", hint=hint)
 
     def _use_header(self, header: list[str]) -> None:
         self.header = header
         missing = [name for name in self.required if name not in self.header]
         if missing:
-            names = ", ".join(self.header)
+            names = shorten(', '.join(map(shorten, self.header)), 200)
             where = f"--columns names {names}" if self.given_columns is not None else \
                 f"{self.origin} has the columns {names}"
-            raise JacliError(f"no value for {', '.join(repr(m) for m in missing)}: {where}",
-                             origin="--points")
+            raise JacliError(f"no value for {', '.join(shown(m) for m in missing[:5])}: "
+                             f"{where}", origin="--points")
         self.used = [j for j, name in enumerate(self.header) if name in self.wanted]
         twice = {self.header[j] for j in self.used if self.header.count(self.header[j]) > 1}
         if twice:
-            raise JacliError(f"{self.origin} has the column '{twice.pop()}' twice",
+            raise JacliError(f"{self.origin} has the column {shown(twice.pop())} twice",
+                             origin="--points")
+        both = [name for name in self.header if name in self.shared]
+        if both:
+            raise JacliError(f"{shown(both[0])} is given both by --at and by --points",
                              origin="--points")
 
     def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[Points]:
-        """The points, `rows` at a time, in order; at least one (maybe empty) chunk."""
-        if self.format in ("npy", "npz"):
+        """The points, `rows` at a time (fewer when the lines are long, or when the input
+        stalls: a pipe's rows are passed on as they arrive), in order; at least one
+        (maybe empty) chunk."""
+        if self.format == "npz":   # (read whole when opened)
             for start in range(0, max(len(self.array), 1), rows):
-                block = np.asarray(self.array[start:start + rows], dtype=float)
+                block = self.array[start:start + rows]
                 yield Points({name: block[:, j] for j, name in enumerate(self.columns)},
                              len(block), {}, start)
             return
         try:
-            yield from self._text_chunks(rows)
+            if self.format == "npy":
+                yield from self.npy.chunks(rows)
+            else:
+                yield from self._text_chunks(rows)
+        except OSError as error:
+            raise JacliError(f"cannot read points file {self.origin}: {error.strerror}",
+                             origin="--points") from None
         finally:
             self.close()
 
     def _text_chunks(self, rows: int) -> Iterator[Points]:
-        first, pending_blank = 0, []
+        first, block, size, held = 0, [], 0, []
+        lines, self.pending = self.pending, []
         while True:
-            block = []
-            for line in iter(self._next_line, None):
-                if not line.strip():       # blank lines count as rows only if more follow
-                    pending_blank.append(line)
-                    continue
-                block += pending_blank
-                pending_blank = []
-                block.append(line)
-                if len(block) >= rows:
-                    break
-            if not block and first:
-                return
+            if lines is None:        # the end: blank lines still held are not rows
+                break
+            end = len(lines)
+            while end and not lines[end - 1].strip():   # (a _BadLine is never blank)
+                end -= 1
+            if end:                  # blank lines count as rows only if more follow
+                block += held + lines[:end]
+                size += sum(map(len, lines[:end]))
+                held = lines[end:]
+            else:
+                held += lines
+            while len(block) >= rows or (block and size >= CHUNK_BYTES):
+                take = min(rows, len(block))
+                yield self._parse(block[:take], first)
+                first, block = first + take, block[take:]
+                size = sum(map(len, block))
+            if block and not self.lines.ready():   # a pipe gone quiet: pass these on
+                yield self._parse(block, first)
+                first, block, size = first + len(block), [], 0
+            lines = self.lines.read()
+        if block or not first:
             yield self._parse(block, first)
-            first += len(block)
-            if not block:
-                return
 
     def _parse(self, lines: list[str], first_row: int) -> Points:
-        if self.format in ("tsv", "ssv"):
-            lines = [_as_csv(self._fields(line)) if not isinstance(line, _Undecodable)
-                     else line for line in lines]
+        bad_lines = {row: str(line) for row, line in enumerate(lines)
+                     if isinstance(line, _BadLine)}
+        if bad_lines:  # (the NUL spoils the row for both readers; its message is kept)
+            lines = ["\0" if row in bad_lines else line for row, line in enumerate(lines)]
+        if self.format in ("tsv", "ssv"):   # as CSV lines, for the CSV readers
+            lines = [_as_csv(self._fields(line)) for line in lines]
         if self.format == "jsonl":
-            points = _parse_jsonl(lines, self.wanted, self.required)
+            points = _parse_jsonl(lines, self.wanted, self.required, self.shared)
         else:
             data = _read_csv_fast(lines, len(self.header), self.used)
             bad: dict[int, str] = {}
@@ -345,14 +518,13 @@ class PointsReader:
                 data, bad = _read_csv_rows(lines, self.header, self.used)
             points = Points({self.header[j]: data[:, k] for k, j in enumerate(self.used)},
                             len(lines), bad)
-        for row, line in enumerate(lines):
-            if isinstance(line, _Undecodable):
-                points.bad_rows[row] = str(line)
+        points.bad_rows.update(bad_lines)
         return points._replace(first_row=first_row)
 
 
-class _Undecodable(str):
-    """A points-file line that is not UTF-8; its text is what to say about it."""
+class _BadLine(str):
+    """A points-file line that cannot be read (not UTF-8, too long); its text is what
+    to say about it."""
 
 
 def _is_number(text: str) -> bool:
@@ -419,30 +591,112 @@ def _load_npz(source, wanted: list[str], required: list[str],
     return np.column_stack([a.reshape(len(a), -1)[:, 0] for a in arrays]).astype(float), columns
 
 
-def _load_npy(source, columns: list[str], origin: str) -> np.ndarray:
-    """The (B, n) array of an .npy file, memory-mapped when it is a file."""
-    try:
-        array = np.load(source, allow_pickle=False,
-                        mmap_mode="r" if isinstance(source, str) else None)
-    except (ValueError, OSError, EOFError):
-        raise JacliError(f"{origin} is not a NumPy .npy file of numbers", origin="--points") \
-            from None
-    if array.dtype.kind not in "fiub":
-        raise JacliError(f"{origin} holds {array.dtype}, not numbers", origin="--points")
-    if array.ndim == 1 and len(columns) == 1:
-        array = array[:, None]
-    if array.ndim != 2 or array.shape[1] != len(columns):
-        raise JacliError(f"{origin} has shape {array.shape}; expected (B, {len(columns)}) "
-                         f"with columns {', '.join(columns)} (the --wrt order)",
-                         origin="--points")
-    return array
+TOO_LONG = f"is longer than {LINE_LIMIT:,} bytes"
+
+
+class _NpyStream:
+    """An .npy file or stream, read a chunk of rows at a time (never memory-mapped: a
+    file cut short while it is read is an error, not a crash)."""
+
+    def __init__(self, binary, columns: list[str], origin: str):
+        from numpy.lib import format as npy
+
+        self.binary, self.columns, self.origin = binary, columns, origin
+        not_npy = JacliError(f"{origin} is not a NumPy .npy file of numbers",
+                             origin="--points")
+        magic = binary.read(6)
+        if magic.startswith(b"PK"):
+            raise JacliError(f"{origin} is a zip archive (an .npz?), not an .npy file: "
+                             "save one array with np.save", origin="--points")
+        if magic != b"\x93NUMPY":
+            raise not_npy
+        version = tuple(binary.read(2))
+        try:
+            read_header = {(1, 0): npy.read_array_header_1_0,
+                           (2, 0): npy.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise ValueError(version)
+            shape, self.fortran, dtype = read_header(binary)
+        except (ValueError, SyntaxError, TypeError, EOFError):
+            raise not_npy from None
+        if dtype.hasobject:
+            raise not_npy
+        if dtype.kind not in "fiub" or dtype.shape:
+            raise JacliError(f"{origin} holds {dtype}, not numbers", origin="--points")
+        if len(shape) == 1 and len(columns) == 1:
+            shape = (shape[0], 1)
+        if len(shape) != 2 or shape[1] != len(columns):
+            raise JacliError(f"{origin} has shape {shape}; expected (B, {len(columns)}) "
+                             f"with columns {', '.join(columns)} (the --wrt order)",
+                             origin="--points")
+        self.dtype, (self.count, self.width) = dtype, shape
+        self.start = binary.tell() if binary.seekable() else None
+        if self.fortran and self.start is None:
+            raise JacliError(f"{origin} is in Fortran order, which cannot be read in chunks "
+                             "from a pipe: pass it as a file, or save it in C order",
+                             origin="--points")
+        if self.start is not None:   # a file cut short says so before anything is written
+            held = (binary.seek(0, os.SEEK_END) - self.start) // dtype.itemsize
+            binary.seek(self.start)
+            if held < self.count * self.width:
+                raise self.short(held // max(self.width, 1))
+
+    def short(self, rows: int) -> JacliError:
+        return JacliError(f"{self.origin} ends after {rows:,} rows: its header says "
+                          f"{self.count:,}", origin="--points")
+
+    def chunks(self, rows: int) -> Iterator[Points]:
+        rows = max(1, min(rows, CHUNK_BYTES // max(1, self.width * self.dtype.itemsize)))
+        for start in range(0, max(self.count, 1), rows):
+            size = min(rows, self.count - start)
+            block = np.asarray(self._read(start, size), dtype=float)   # (no copy if f8)
+            yield Points({name: block[:, j] for j, name in enumerate(self.columns)},
+                         size, {}, start)
+
+    def _read(self, start: int, size: int) -> np.ndarray:
+        block = np.empty((size, self.width), self.dtype)
+        if not self.fortran:
+            got = _read_into(self.binary, block)
+            if got < block.nbytes:
+                raise self.short(start + got // (self.width * self.dtype.itemsize))
+            return block
+        column = np.empty(size, self.dtype)
+        for j in range(self.width):   # column j of a Fortran-order array is contiguous
+            self.binary.seek(self.start + (j * self.count + start) * self.dtype.itemsize)
+            got = _read_into(self.binary, column)
+            if got < column.nbytes:
+                raise self.short(start + got // self.dtype.itemsize)
+            block[:, j] = column
+        return block
+
+
+def _read_into(binary, array: np.ndarray) -> int:
+    """Fill `array` (C-contiguous) from the stream; the bytes read (fewer only at its end)."""
+    if not array.nbytes:
+        return 0
+    view, got = memoryview(array).cast("B"), 0
+    while got < len(view):
+        part = binary.readinto(view[got:])
+        if not part:
+            break
+        got += part
+    return got
+
+
+#: The bytes a chunk may hold for the fast CSV reader: printable ASCII, tab and the line
+#: breaks it is joined with. Anything else (Unicode whitespace above all, which NumPy
+#: would strip and parse_float refuses) sends the chunk to the row-by-row reader.
+_PLAIN = bytes(range(0x20, 0x7f)) + b"\t\n"
 
 
 def _read_csv_fast(body: list[str], width: int, used: list[int]) -> np.ndarray | None:
     """All rows at once with NumPy, or None if any row needs a closer look."""
     if not body or not used:
         return np.empty((len(body), len(used)))
-    if "\n".join(body).count(",") != (width - 1) * len(body):
+    text = "\n".join(body)
+    if not text.isascii() or text.encode("ascii").translate(None, _PLAIN):
+        return None  # a character that only the row-by-row reader judges
+    if text.count(",") != (width - 1) * len(body):
         return None  # a ragged row, or quoted commas
     try:
         data = np.loadtxt(body, delimiter=",", ndmin=2, dtype=float, quotechar='"',
@@ -458,52 +712,97 @@ def _read_csv_rows(body: list[str], header: list[str], used: list[int]):
 
     data = np.full((len(body), len(used)), np.nan)
     bad: dict[int, str] = {}
-    for row, line in enumerate(body):
-        # One physical line is one row, so an unbalanced quote cannot shift later rows.
-        fields = next(csv.reader([line]), [])
-        if len(fields) != len(header):
-            bad[row] = f"has {len(fields)} fields, the header has {len(header)}"
-            continue
-        for k, j in enumerate(used):
+    # A field may be as long as its line (the csv module's own limit is 131,072).
+    limit = csv.field_size_limit(LINE_LIMIT + 1)
+    try:
+        for row, line in enumerate(body):
+            # One physical line is one row, so an unbalanced quote cannot shift later rows.
             try:
-                data[row, k] = parse_float(fields[j])
-            except ValueError:
-                bad[row] = f"the value of '{header[j]}' is not a number: {fields[j].strip()!r}"
-                break
+                fields = next(csv.reader([line]), [])
+            except csv.Error:      # a stray \r or \n (not the file's line end)
+                bad[row] = "has a \\r or \\n inside a field (not the file's line end)"
+                continue
+            if len(fields) != len(header):
+                bad[row] = f"has {len(fields)} fields, the header has {len(header)}"
+                continue
+            for k, j in enumerate(used):
+                try:
+                    data[row, k] = parse_float(fields[j])
+                except ValueError:
+                    bad[row] = (f"the value of {shown(header[j])} is not a number: "
+                                f"{shown(fields[j].strip(BLANKS))}")
+                    break
+    finally:
+        csv.field_size_limit(limit)
     return data, bad
 
 
-def _parse_jsonl(lines: list[str], wanted: list[str], required: list[str]) -> Points:
+def _parse_jsonl(lines: list[str], wanted: list[str], required: list[str],
+                 shared: list[str] = ()) -> Points:
     import json
 
     columns: dict[str, np.ndarray] = {}
     bad: dict[int, str] = {}
     for row, line in enumerate(lines):
         try:
-            record = json.loads(line)
+            record = json.loads(line, parse_int=_json_int)
         except ValueError:
             record = None
+        except RecursionError:
+            bad[row] = "is nested too deeply to be read as JSON"
+            continue
         if not isinstance(record, dict):
             bad[row] = "is not a JSON object"
             continue
         missing = [name for name in required if name not in record]
         if missing:
-            bad[row] = f"has no value for '{missing[0]}'"
+            bad[row] = f"has no value for {shown(missing[0])}"
             continue
         for name, value in record.items():
             if name not in wanted:
                 continue
+            if name in shared:   # JSON Lines has no header: each row is checked alone
+                bad[row] = f"gives {shown(name)}, which --at gives too"
+                break
             if isinstance(value, str):
                 try:
                     value = parse_float(value)
                 except ValueError:
                     pass
+            if isinstance(value, _HugeInteger):
+                bad[row] = f"the value of {shown(name)} is an integer too large for a double"
+                break
             if isinstance(value, int) and not isinstance(value, bool):
-                value = float(value) if abs(value) < 2 ** 1024 else math.copysign(math.inf, value)
+                value = float(value)   # (below 10**299: it cannot overflow)
             if not isinstance(value, float):
-                bad[row] = f"the value of '{name}' is not a number: {json.dumps(value)[:40]}"
+                bad[row] = f"the value of {shown(name)} is not a number: {_json_text(value)}"
                 break
             if name not in columns:
                 columns[name] = np.full(len(lines), np.nan)
             columns[name][row] = value
     return Points(columns, len(lines), bad)
+
+
+class _HugeInteger(float):
+    """A JSON integer beyond the double range (inf, should a message show it): its row
+    is bad, for no double is that integer (a JSON 1e400 is a float, and is inf)."""
+
+
+def _json_int(text: str) -> int | float:
+    """A JSON integer: a long one as the double it rounds to, or a `_HugeInteger` if it
+    rounds beyond the doubles (2**1024 - 1 does), since int -> float overflows near
+    2**1024 and int() refuses 4,300 digits."""
+    if len(text) < 300:
+        return int(text)
+    value = float(text)
+    return _HugeInteger(value) if math.isinf(value) else value
+
+
+def _json_text(value) -> str:
+    """A JSON value as a message shows it: short, however deep or long."""
+    import json
+
+    try:
+        return shorten(json.dumps(value))
+    except (RecursionError, ValueError):
+        return "an array" if isinstance(value, list) else "an object"

@@ -37,7 +37,7 @@ def tape_rows(program: Program, outputs: list[str], trace: Trace | None) -> list
             "op": op,
             "args": [entry_name(a) for a in node.args],
             "text": node.name if node.op == VAR else (repr(node.value) if node.op == CONST
-                                                        else tape.text(index)),
+                                                        else _source_text(tape, index)),
             "names": labels.get(index, []),
         }
         if trace is not None:
@@ -46,6 +46,23 @@ def tape_rows(program: Program, outputs: list[str], trace: Trace | None) -> list
             row["adjoints"] = [adjoints[index] for adjoints in trace.adjoints]
         rows.append(row)
     return rows
+
+
+#: The longest source text a tape row shows; longer ones are cut as the warnings cut
+#: theirs, so that the tape of `sin(` nested 100,000 deep is linear, not quadratic.
+TEXT_LIMIT = 40
+
+
+def _source_text(tape, index: int) -> str:
+    """The source text of an entry, at most TEXT_LIMIT characters (cut without copying
+    the whole text first)."""
+    span = tape.nodes[index].span
+    if not span:
+        return ""
+    start, end = span
+    if end - start <= TEXT_LIMIT:
+        return tape.source[start:end]
+    return tape.source[start:start + TEXT_LIMIT - 3] + "..."
 
 
 def _number(x) -> str:

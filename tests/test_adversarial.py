@@ -342,8 +342,9 @@ def test_a_variable_given_twice_in_at(at, message):
     assert_one_error(code, out, err, message)
 
 
-@pytest.mark.parametrize("name, text", [("p.csv", "x,y\n1,2\n"),
-                                        ("p.jsonl", '{"x": 1, "y": 2}\n')])
+# (JSON Lines has no header: there a row giving an --at variable is a bad row, see
+# tests/test_input_faults.py.)
+@pytest.mark.parametrize("name, text", [("p.csv", "x,y\n1,2\n")])
 def test_at_and_points_naming_the_same_variable(tmp_path, name, text):
     target = tmp_path / "out.csv"
     code, out, err = invoke_jacli("eval", "x*y", "--points", write(tmp_path / name, text),

@@ -306,6 +306,21 @@ def test_json_lines_on_standard_input_are_told_by_their_first_byte(invoke_jacli)
     assert (code, out, err) == (0, "6.0\n0.5\n", "")
 
 
+def test_text_points_told_by_their_first_bytes_keep_those_bytes_from_a_pipe_or_a_file(
+        run_jacli, tmp_path):
+    # The line reader reads the descriptor itself: the bytes peeked to tell the format
+    # (8 KiB of them, in Python's buffer) must still reach it. A real pipe and file.
+    rows = "x,y\n" + "".join(f"{i},{2 * i}\n" for i in range(3000))
+    expected = "".join(f"{3.0 * i}\n" for i in range(3000))
+    assert run_jacli("eval", "x + y", "--points", "-", input=rows) == (0, expected, "")
+    path = tmp_path / "points.txt"   # an ending that tells nothing
+    path.write_text(rows)
+    assert run_jacli("eval", "x + y", "--points", path) == (0, expected, "")
+    jsonl = "".join(f'{{"x": {i}}}\n' for i in range(3000))
+    assert run_jacli("eval", "x * 2", "--points", "-", input=jsonl) == \
+        (0, "".join(f"{2.0 * i}\n" for i in range(3000)), "")
+
+
 def test_npy_on_standard_input_is_told_by_its_magic(invoke_jacli):
     import io
 
