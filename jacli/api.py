@@ -17,7 +17,7 @@ from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from .engine import DomainWarning, Partials, WarningLog, evaluate, materialize
+from .engine import DomainWarning, Partials, WarningLog, evaluate
 from .engine import jvp as engine_jvp
 from .engine import vjp as engine_vjp
 from .errors import JacliError
@@ -165,12 +165,14 @@ class Program:
         arrays = {key: np.empty((batch,) + shape) for key, shape in shapes.items()}
         tape, nodes = self.tape, output_nodes
         if kind == "hessian":
-            tape, gradient_nodes = gradient_tape(self.tape, output_nodes[0], inputs)
+            tape, gradient_nodes, origins = gradient_tape(self.tape, output_nodes[0], inputs)
             nodes = output_nodes + gradient_nodes
         if kind == "jacobian" and mode == "auto":
             mode = "forward" if n < m else "reverse"
         seed = {} if seed is None else {k: np.asarray(v, dtype=float) for k, v in seed.items()}
         log = WarningLog()
+        if kind == "hessian":   # the gradient's nodes warn as the derivative they compute
+            log.origins = origins
         with paused_gc():
             for start in range(0, batch, CHUNK):
                 stop = min(start + CHUNK, batch)
@@ -284,4 +286,4 @@ class Program:
 def _first(value) -> float | None:
     if value is None:
         return None
-    return float(np.asarray(materialize(value)).reshape(-1)[0])
+    return float(np.asarray(value).reshape(-1)[0])

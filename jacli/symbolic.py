@@ -11,7 +11,12 @@ Simplification never changes a value (IEEE-754 included):
 - x^0 -> 1 (IEEE gives 1 for every x, nan and inf included);
 - signs move outward, as IEEE arithmetic is exactly sign-symmetric: a + -b -> a - b,
   -a + b -> b - a, a - -b -> a + b, a*-b and -a*b -> -(a*b) (likewise /), -(c*x) -> (-c)*x;
-- 0*x is NOT simplified unless x is a finite constant: 0*inf and 0*nan are nan.
+- 0*x is NOT simplified unless x is a finite constant, or a 0/1 mask (the internal
+  equal, is_zero), which is finite: 0*inf and 0*nan are nan;
+- the internal primitives fold too (`is_zero(2)` -> 0), so pow's guards vanish from the
+  derivative of x^2 or 2^x.
+Each node a rule builds remembers the entry it came from (`origins`), so a warning
+raised while evaluating it names that entry's derivative (engine.WarningLog).
 Identical nodes are shared (the tape's hash-consing): common subexpressions once.
 """
 
@@ -24,12 +29,16 @@ import numpy as np
 from .prims import PRIMITIVES
 from .tape import CONST, NodeOps, Tape
 
+_MASKS = ("equal", "is_zero")   # internal primitives whose values are only 0 and 1
+
 
 class SimplifyingOps(NodeOps):
     """NodeOps that fold constants and drop neutral elements (see the module doc)."""
 
     def __init__(self, tape: Tape, span=None):
         super().__init__(tape, span)
+        self.origin: tuple[int, bool] | None = None   # (entry, chain rule?) of new nodes
+        self.origins: dict[int, tuple[int, bool]] = {}
         # Nodes of the source that depend on no variable (`2^3^2`, `-2`) are constants too.
         self.constants: dict[int, float] = {}
         with np.errstate(all="ignore"):
@@ -56,12 +65,16 @@ class SimplifyingOps(NodeOps):
         simpler = self._simplify(op, args, values)   # first: x*1 keeps the name of x
         if simpler is not None:
             return simpler if isinstance(simpler, int) else self.apply(*simpler)
-        if args and all(v is not None for v in values) and not PRIMITIVES[op].internal:
+        if args and all(v is not None for v in values):
             with np.errstate(all="ignore"):
                 folded = float(PRIMITIVES[op].forward(*[np.float64(v) for v in values]))
             if math.isfinite(folded):
                 return self.tape.const(folded)
-        return self.tape.apply(op, args, self.span)
+        length = len(self.tape.nodes)
+        index = self.tape.apply(op, args, self.span)
+        if index >= length and self.origin is not None:
+            self.origins[index] = self.origin
+        return index
 
     def __getattr__(self, op: str):
         if op not in PRIMITIVES:
@@ -114,6 +127,8 @@ class SimplifyingOps(NodeOps):
                     return args[other]
                 if values[mine] == -1.0:
                     return ("neg", (args[other],))
+                if values[mine] == 0.0 and self.tape.nodes[args[other]].op in _MASKS:
+                    return args[mine]   # (+-0) * (0 or 1) is that same zero
         elif op == "div":
             if values[1] == 1.0:
                 return args[0]
@@ -156,26 +171,35 @@ def gradient_nodes(tape: Tape, root: int, wrt: list[str], ops: SimplifyingOps) -
     for index in range(root, -1, -1):
         if index not in received:
             continue
-        terms = [term for _, term in sorted(received.pop(index))]
-        adjoint = terms[0]
-        for term in terms[1:]:
+        senders = sorted(received.pop(index))
+        adjoint = senders[0][1]
+        for sender, term in senders[1:]:
+            ops.origin = (sender, True)
             adjoint = ops.add(adjoint, term)
         adjoints[index] = adjoint
         node = nodes[index]
         ops.span = node.span
-        for position, arg in enumerate(node.args):
-            if not depends[arg]:
-                continue
-            partial = PRIMITIVES[node.op].partial(ops, index, list(node.args), position)
+        positions = [p for p, arg in enumerate(node.args) if depends[arg]]
+        if not positions:
+            continue
+        ops.origin = (index, False)
+        partials = PRIMITIVES[node.op].partials_at(ops, index, list(node.args), positions)
+        ops.origin = (index, True)
+        for position, partial in zip(positions, partials):
             if partial is None:   # a rule's symbolic zero
                 continue
-            received.setdefault(arg, []).append((index, times(adjoint, partial)))
+            received.setdefault(node.args[position], []).append(
+                (index, times(adjoint, partial)))
+    ops.origin = None
     zero = tape.const(0.0)
     return [adjoints.get(tape.variable_nodes.get(name), zero) for name in wrt]
 
 
-def gradient_tape(tape: Tape, root: int, wrt: list[str]) -> tuple[Tape, list[int]]:
+def gradient_tape(tape: Tape, root: int, wrt: list[str]
+                  ) -> tuple[Tape, list[int], dict[int, tuple[int, bool]]]:
     """A copy of `tape` extended with nodes computing d root / d wrt: differentiating
-    these once more, numerically, gives the Hessian (reverse over reverse, exact)."""
+    these once more, numerically, gives the Hessian (reverse over reverse, exact).
+    Also which entry each new node comes from (for warnings: engine.WarningLog.origins)."""
     extended = tape.copy()
-    return extended, gradient_nodes(extended, root, wrt, SimplifyingOps(extended))
+    ops = SimplifyingOps(extended)
+    return extended, gradient_nodes(extended, root, wrt, ops), ops.origins
