@@ -139,7 +139,8 @@ def _latex_text(op: str, args: list[tuple[str, int]]) -> tuple[str, int]:
     if op == "is_zero":
         return f"[{args[0][0]} = 0]", ATOM
     if op == "one_minus_square":
-        return f"(1 - {args[0][0]})(1 + {args[0][0]})", PRODUCT
+        x = _wrap(args[0][0], args[0][1], PRODUCT, True)
+        return f"(1 - {x})(1 + {x})", PRODUCT
     if op == "hypot_ratio":
         return f"\\frac{{{args[0][0]}}}{{{args[2][0]}}}", ATOM
     if op in ("sin", "cos", "tan", "sinh", "cosh", "tanh", "exp", "log", "asin", "acos", "atan"):

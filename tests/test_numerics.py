@@ -168,6 +168,21 @@ def test_printed_derivative_of_pow_evaluates_like_grad_at_zero(invoke_jacli):
         assert printed == grad, (x, y, text)
 
 
+def test_internal_primitives_print_as_jacli_of_the_same_value(invoke_jacli):
+    # asin', atanh' (one_minus_square), hypot' (hypot_ratio), pow's guards (is_zero).
+    source = "asin(-x); atanh(x + y); hypot(-x, 2*y); x^y; y^x"
+    code, text, _ = invoke_jacli("diff", source)
+    assert code == 0
+    for point in ({"x": 0.3, "y": 0.2}, {"x": 0.0, "y": 0.5}, {"x": -0.5, "y": 0.0}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            printed = jacli.compile(text).eval(point).value
+            jacobian = jacli.compile(source).jacobian(point).jacobian
+        np.testing.assert_array_equal(printed, jacobian.reshape(-1), err_msg=str(point))
+    code, latex, _ = invoke_jacli("diff", "atanh(x + y)", "--format", "latex")
+    assert "(1 - \\left(x + y\\right))(1 + \\left(x + y\\right))" in latex
+
+
 # --- 11.4: every rule near its domain's edges, against mpmath ------------------------------------
 
 ONE = 1 - 2.0 ** -40          # the issue's point for asin/acos
