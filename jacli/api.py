@@ -107,14 +107,17 @@ class Program:
         if wrt is None:
             return self.needed_variables(outputs)
         self._check_names(wrt, self.variables, "a variable", "--wrt")
+        seen: set[str] = set()   # sets, here and below: --wrt may name 10,000 inputs
         for name in wrt:
-            if list(wrt).count(name) > 1:
+            if name in seen:
                 raise JacliError(f"'{name}' is named twice", origin="--wrt")
+            seen.add(name)
         return list(wrt)
 
     def unused(self, names) -> list[str]:
         """The names in `names` that are not variables of the program."""
-        return [n for n in names if n not in self.variables]
+        variables = set(self.variables)
+        return [n for n in names if n not in variables]
 
     def needed_variables(self, outputs: Sequence[str] | None = None) -> list[str]:
         """The variables that the outputs (all, or those named) need values for."""
@@ -256,8 +259,9 @@ class Program:
     @staticmethod
     def _check_names(given, known: list[str], what: str, origin: str) -> None:
         """Every name in `given` is among `known`, or a JacliError naming the first that is not."""
+        members = set(known)
         for name in given:
-            if name not in known:
+            if name not in members:
                 kind = what.split()[-1] + "s"          # "a variable" -> "variables"
                 raise JacliError(f"'{name}' is not {what} of the program "
                                  f"(its {kind}: {', '.join(known) or 'none'})", origin=origin)
