@@ -90,6 +90,10 @@ def _is_zero(x):
     return np.equal(x, 0.0).astype(float)
 
 
+def _both_zero(a, b):
+    return np.logical_and(np.equal(a, 0.0), np.equal(b, 0.0)).astype(float)
+
+
 def _hypot_ratio(x, y, h):
     return np.divide(x, h)
 
@@ -111,9 +115,8 @@ def _pow_base(m, ans, x, y):
 
 def _pow_exponent(m, ans, x, y):
     # x^y * log(x). At x = 0 with x^y = 0 (so y > 0) this is 0 * -inf = nan, where the
-    # limit is 0: log's argument becomes x + [x = 0][x^y = 0] = 1 there, log(1) = 0.
-    guard = m.mul(m.is_zero(x), m.is_zero(ans))
-    return m.mul(ans, m.log(m.add(x, guard)))
+    # limit is 0: log's argument becomes x + [x = 0 and x^y = 0] = 1 there, log(1) = 0.
+    return m.mul(ans, m.log(m.add(x, m.both_zero(x, ans))))
 
 
 def _one_minus_square(x):
@@ -192,6 +195,7 @@ defprim("max", VARIADIC, lambda *a: functools.reduce(np.maximum, a),
 # --- internal: only derivative rules use these -------------------------------------
 defprim("equal", 2, _equal, _zero, _zero, internal=True)      # 1 where a = b, else 0
 defprim("is_zero", 1, _is_zero, _zero, internal=True)        # 1 where x = 0, else 0
+defprim("both_zero", 2, _both_zero, _zero, _zero, internal=True)   # 1 where a = b = 0
 # (1 - x)(1 + x), for asin', acos', atanh' near +-1; its own partial is -2x, exact, where
 # the product rule's -(1 + x) + (1 - x) would cancel near 0 (second derivatives).
 defprim("one_minus_square", 1, _one_minus_square,

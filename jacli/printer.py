@@ -101,6 +101,8 @@ def _jacli_text(op: str, args: list[tuple[str, int]]) -> tuple[str, int]:
         return f"1 - abs(sign({_wrap(a, a_level, SUM)} - {_wrap(b, b_level, PRODUCT)}))", SUM
     if op == "is_zero":  # internal (pow's guards): 1 where a = 0, else 0
         return f"1 - abs(sign({args[0][0]}))", SUM
+    if op == "both_zero":  # internal (pow's guards): 1 where a = 0 and b = 0, else 0
+        return f"(1 - abs(sign({args[0][0]})))*(1 - abs(sign({args[1][0]})))", PRODUCT
     if op == "one_minus_square":  # internal (asin', acos', atanh'): 1 - x^2, exactly so
         x = _wrap(args[0][0], args[0][1], PRODUCT)
         return f"(1 - {x})*(1 + {x})", PRODUCT
@@ -138,6 +140,8 @@ def _latex_text(op: str, args: list[tuple[str, int]]) -> tuple[str, int]:
         return f"[{args[0][0]} = {args[1][0]}]", ATOM
     if op == "is_zero":
         return f"[{args[0][0]} = 0]", ATOM
+    if op == "both_zero":
+        return f"[{args[0][0]} = 0][{args[1][0]} = 0]", ATOM
     if op == "one_minus_square":
         x = _wrap(args[0][0], args[0][1], PRODUCT, True)
         return f"(1 - {x})(1 + {x})", PRODUCT

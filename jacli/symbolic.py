@@ -11,10 +11,9 @@ Simplification never changes a value (IEEE-754 included):
 - x^0 -> 1 (IEEE gives 1 for every x, nan and inf included);
 - signs move outward, as IEEE arithmetic is exactly sign-symmetric: a + -b -> a - b,
   -a + b -> b - a, a - -b -> a + b, a*-b and -a*b -> -(a*b) (likewise /), -(c*x) -> (-c)*x;
-- 0*x is NOT simplified unless x is a finite constant, or a 0/1 mask (the internal
-  equal, is_zero), which is finite: 0*inf and 0*nan are nan;
-- the internal primitives fold too (`is_zero(2)` -> 0), so pow's guards vanish from the
-  derivative of x^2 or 2^x.
+- 0*x is NOT simplified unless x is a finite constant: 0*inf and 0*nan are nan;
+- the internal primitives fold too (`is_zero(2)` -> 0), and `both_zero(c, x)` is 0 for a
+  constant c != 0, so pow's guards vanish from the derivative of x^2 or 2^x.
 Each node a rule builds remembers the entry it came from (`origins`), so a warning
 raised while evaluating it names that entry's derivative (engine.WarningLog).
 Identical nodes are shared (the tape's hash-consing): common subexpressions once.
@@ -28,8 +27,6 @@ import numpy as np
 
 from .prims import PRIMITIVES
 from .tape import CONST, NodeOps, Tape
-
-_MASKS = ("equal", "is_zero")   # internal primitives whose values are only 0 and 1
 
 
 class SimplifyingOps(NodeOps):
@@ -127,8 +124,6 @@ class SimplifyingOps(NodeOps):
                     return args[other]
                 if values[mine] == -1.0:
                     return ("neg", (args[other],))
-                if values[mine] == 0.0 and self.tape.nodes[args[other]].op in _MASKS:
-                    return args[mine]   # (+-0) * (0 or 1) is that same zero
         elif op == "div":
             if values[1] == 1.0:
                 return args[0]
@@ -141,6 +136,9 @@ class SimplifyingOps(NodeOps):
             inner = self.tape.nodes[args[0]]
             if inner.op == "neg":
                 return inner.args[0]
+        elif op == "both_zero":   # a constant that is not 0 (nan included) makes it 0
+            if any(v is not None and v != 0.0 for v in values):
+                return self.tape.const(0.0)
         return None
 
 

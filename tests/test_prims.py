@@ -322,7 +322,7 @@ def test_sigmoid_and_softplus_stable_for_large_arguments(x):
 
 def test_internal_primitives_are_exactly_these():
     internal = {name for name, p in PRIMITIVES.items() if p.internal}
-    assert internal == {"equal", "is_zero", "one_minus_square", "hypot_ratio"}
+    assert internal == {"equal", "is_zero", "both_zero", "one_minus_square", "hypot_ratio"}
 
 
 def test_one_minus_square_partial_matches_finite_differences():
@@ -353,6 +353,8 @@ def test_hypot_ratio_partials_are_those_of_x_over_hypot():
 @pytest.mark.parametrize("name, args, expected", [
     ("equal", [np.array([1.0, 2.0, 0.0]), np.array([1.0, 3.0, -0.0])], [1.0, 0.0, 1.0]),
     ("is_zero", [np.array([0.0, -0.0, 1e-300, np.inf, np.nan])], [1.0, 1.0, 0.0, 0.0, 0.0]),
+    ("both_zero", [np.array([0.0, -0.0, 0.0, 1.0, np.nan]), np.array([-0.0, 0.0, 2.0, 0.0, 0.0])],
+     [1.0, 1.0, 0.0, 0.0, 0.0]),
 ])
 def test_masks_are_zero_or_one_with_zero_partials(name, args, expected):
     prim = PRIMITIVES[name]
