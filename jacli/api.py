@@ -17,7 +17,7 @@ from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from .engine import DomainWarning, Partials, WarningLog, evaluate, materialize
+from .engine import DomainWarning, Partials, WarningLog, evaluate
 from .engine import jvp as engine_jvp
 from .engine import vjp as engine_vjp
 from .errors import JacliError, shorten
@@ -109,14 +109,17 @@ class Program:
         if wrt is None:
             return self.needed_variables(outputs)
         self._check_names(wrt, self.variables, "a variable", "--wrt")
+        seen: set[str] = set()   # sets, here and below: --wrt may name 10,000 inputs
         for name in wrt:
-            if list(wrt).count(name) > 1:
+            if name in seen:
                 raise JacliError(f"'{shorten(name)}' is named twice", origin="--wrt")
+            seen.add(name)
         return list(wrt)
 
     def unused(self, names) -> list[str]:
         """The names in `names` that are not variables of the program."""
-        return [n for n in names if n not in self.variables]
+        variables = set(self.variables)
+        return [n for n in names if n not in variables]
 
     def needed_variables(self, outputs: Sequence[str] | None = None) -> list[str]:
         """The variables that the outputs (all, or those named) need values for."""
@@ -168,7 +171,7 @@ class Program:
         arrays = {key: np.empty((batch,) + shape) for key, shape in shapes.items()}
         tape, nodes = self.tape, output_nodes
         if kind == "hessian":
-            tape, gradient_nodes = gradient_tape(self.tape, output_nodes[0], inputs)
+            tape, gradient_nodes, origins = gradient_tape(self.tape, output_nodes[0], inputs)
             nodes = output_nodes + gradient_nodes
         if kind == "jacobian" and mode == "auto":
             mode = "forward" if n < m else "reverse"
@@ -178,6 +181,8 @@ class Program:
         # for the Hessian, so wide ones get fewer points (200 inputs: 104 per chunk).
         width = {"jacobian": m * n, "hessian": (n + 1) * n}.get(kind, m)
         chunk_points = max(1, min(CHUNK, CHUNK_FLOATS // max(1, width)))
+        if kind == "hessian":   # the gradient's nodes warn as the derivative they compute
+            log.origins = origins
         with paused_gc():
             for start in range(0, batch, chunk_points):
                 stop = min(start + chunk_points, batch)
@@ -261,8 +266,9 @@ class Program:
     @staticmethod
     def _check_names(given, known: list[str], what: str, origin: str) -> None:
         """Every name in `given` is among `known`, or a JacliError naming the first that is not."""
+        members = set(known)
         for name in given:
-            if name not in known:
+            if name not in members:
                 kind = what.split()[-1] + "s"          # "a variable" -> "variables"
                 raise JacliError(f"'{shorten(name)}' is not {what} of the program "
                                  f"(its {kind}: {shorten(', '.join(known), 200) or 'none'})",
@@ -292,4 +298,4 @@ class Program:
 def _first(value) -> float | None:
     if value is None:
         return None
-    return float(np.asarray(materialize(value)).reshape(-1)[0])
+    return float(np.asarray(value).reshape(-1)[0])

@@ -5,20 +5,19 @@ variable). Nothing here knows about parsing, the command line or rendering.
 
 Symbolic constants: a partial that a rule returns as a plain Python float
 (`m.const(...)`) is exact; 0.0 means "no contribution" (skipped), +-1.0 means the
-adjoint passes through unchanged. A partial whose rule ends in a division may be a
-pending `Quotient` (see there); `materialize` turns it into a number. Constant nodes evaluate to np.float64, so the
+adjoint passes through unchanged. Every other partial is evaluated as its rule says
+(prims.NUMERIC), as JAX and PyTorch do. Constant nodes evaluate to np.float64, so the
 two are never confused (np.float64 is not `float` by `type(...) is float`).
 """
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import NamedTuple
 
 import numpy as np
 
 from .errors import line_col
-from .prims import PRIMITIVES
+from .prims import NUMERIC, PRIMITIVES, VARIADIC
 from .tape import CONST, VAR, Tape
 
 _NUMPY_KINDS = {  # NumPy's floating-point error -> what jacli says
@@ -29,14 +28,24 @@ _NUMPY_KINDS = {  # NumPy's floating-point error -> what jacli says
 
 
 class DomainWarning(NamedTuple):
-    """A floating-point domain error seen while evaluating one tape node."""
+    """A floating-point domain error seen while evaluating one tape entry.
+
+    `in_derivative`: it arose in the derivative, not the value; `in_chain`: not in the
+    entry's own partial but where the chain rule combined it with an adjoint or tangent
+    (inf * 0, a product that overflows, inf - inf)."""
     kind: str                    # "division by zero (result is inf)", ...
     op: str                      # primitive name
     span: tuple[int, int] | None
     in_derivative: bool
+    in_chain: bool = False
 
     def message(self, source: str) -> str:
-        what = f"derivative of {self.op}" if self.in_derivative else self.op
+        if self.in_chain:
+            what = f"chain rule through {self.op}"
+        elif self.in_derivative:
+            what = f"derivative of {self.op}"
+        else:
+            what = self.op
         text = f"{what}: {self.kind}"
         if self.span:
             start, end = self.span
@@ -48,21 +57,34 @@ class DomainWarning(NamedTuple):
         return text
 
 
+VALUE, PARTIAL, CHAIN = "value", "partial", "chain"   # what is being evaluated
+
+
 class WarningLog:
-    """Collects floating-point warnings, one per (kind, operation)."""
+    """Collects floating-point warnings, one per (kind, operation, stage).
+
+    The engine says which entry it is working on (`node`) and on what (`stage`): the
+    entry's value, its own partial, or the chain rule's product or sum at it. Entries
+    that a derivative rule built (`origins`, from symbolic.gradient_tape) are reported
+    as the derivative of the entry whose rule built them."""
 
     def __init__(self):
-        self.seen: dict[tuple[str, str, bool], DomainWarning] = {}
+        self.seen: dict[tuple, DomainWarning] = {}
         self.node = -1                 # the node being evaluated
-        self.in_derivative = False
+        self.stage = VALUE
         self.tape: Tape | None = None
+        self.origins: dict[int, tuple[int, bool]] = {}   # rule-built node -> (entry, chain)
 
     def __call__(self, numpy_kind: str, flag: int) -> None:
         kind = _NUMPY_KINDS.get(numpy_kind, numpy_kind)
-        node = self.tape.nodes[self.node]
-        key = (kind, node.op, self.in_derivative)
+        index, in_derivative, in_chain = self.node, self.stage != VALUE, self.stage == CHAIN
+        while index in self.origins:   # origins point to earlier entries: this ends
+            index, chain = self.origins[index]
+            in_derivative, in_chain = True, chain or in_chain
+        node = self.tape.nodes[index]
+        key = (kind, node.op, in_derivative, in_chain)
         if key not in self.seen:
-            self.seen[key] = DomainWarning(kind, node.op, node.span, self.in_derivative)
+            self.seen[key] = DomainWarning(kind, node.op, node.span, in_derivative, in_chain)
 
     def errstate(self):
         return np.errstate(divide="call", invalid="call", over="call", under="ignore", call=self)
@@ -75,7 +97,7 @@ class WarningLog:
 def forward(tape: Tape, env: dict[str, np.ndarray], needed: list[bool], log: WarningLog) -> list:
     """The value of every needed node. `env` maps variable names to arrays (B,)."""
     values: list = [None] * len(tape.nodes)
-    log.tape, log.in_derivative = tape, False
+    log.tape, log.stage = tape, VALUE
     with log.errstate():
         for index, node in enumerate(tape.nodes):
             if not needed[index]:
@@ -94,39 +116,7 @@ def _is_symbolic(p, c: float) -> bool:
     return type(p) is float and p == c
 
 
-class Quotient(NamedTuple):
-    """`num / den` with the division not yet done.
-
-    A partial whose rule ends in a division (sqrt' = 0.5/ans) stays a quotient, and
-    the adjoints it reaches carry it until they are read or summed: the division is
-    done once, last. So d/dx sqrt(x^2 + y^2) at (3, 4) is (0.5*6)/5 = 0.6, where
-    dividing first gives (0.5/5)*6 = 0.6000000000000001. At most one division is
-    pending at a time, so numerators cannot pile up into overflow.
-    """
-    num: object
-    den: object
-
-
-def materialize(value):
-    """A number or array for a value that may be a pending Quotient."""
-    return value.num / value.den if type(value) is Quotient else value
-
-
-def _materializing(forward):
-    return lambda *args: forward(*map(materialize, args))
-
-
-#: prims.NUMERIC, except that a partial's final `div` is deferred (a Quotient).
-DEFERRING_OPS = SimpleNamespace(const=float, **{name: _materializing(p.forward)
-                                          for name, p in PRIMITIVES.items()})
-DEFERRING_OPS.div = lambda num, den: Quotient(materialize(num), materialize(den))
-
-
 def _times(adjoint, partial):
-    if type(partial) is Quotient:
-        return Quotient(_times(materialize(adjoint), partial.num), partial.den)
-    if type(adjoint) is Quotient:
-        return Quotient(_times(adjoint.num, partial), adjoint.den)
     if _is_symbolic(partial, 1.0):
         return adjoint
     if _is_symbolic(partial, -1.0):
@@ -141,21 +131,29 @@ class Partials:
 
     def __init__(self, tape: Tape, values: list, log: WarningLog):
         self.tape, self.values, self.log = tape, values, log
-        self.cache: dict[tuple[int, int], object] = {}
+        self.cache: dict[tuple[int, int], object] = {}    # what was asked for
+        self._variadic: dict[int, list] = {}               # min/max: all partials at once
 
     def get(self, index: int, position: int):
         key = (index, position)
         if key not in self.cache:
             node = self.tape.nodes[index]
-            args = [self.values[a] for a in node.args]
-            self.log.node, self.log.in_derivative = index, True
-            self.cache[key] = PRIMITIVES[node.op].partial(
-                DEFERRING_OPS, self.values[index], args, position)
+            prim = PRIMITIVES[node.op]
+            self.log.node, self.log.stage = index, PARTIAL
+            if prim.arity == VARIADIC:   # one pass shares the tie count: linear in n
+                if index not in self._variadic:
+                    args = [self.values[a] for a in node.args]
+                    self._variadic[index] = prim.partials_at(
+                        NUMERIC, self.values[index], args, range(len(args)))
+                self.cache[key] = self._variadic[index][position]
+            else:
+                args = [self.values[a] for a in node.args]
+                self.cache[key] = prim.partial(NUMERIC, self.values[index], args, position)
         return self.cache[key]
 
 
 def _accumulate(previous, contribution):
-    return contribution if previous is None else materialize(previous) + materialize(contribution)
+    return contribution if previous is None else previous + contribution
 
 
 def reverse_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
@@ -180,9 +178,9 @@ def reverse_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
                 partial = partials.get(index, position)
                 if _is_symbolic(partial, 0.0):
                     continue
-                log.node, log.in_derivative = index, True
+                log.node, log.stage = index, CHAIN
                 adjoints[arg] = _accumulate(adjoints[arg], _times(adjoint, partial))
-        return [materialize(a) for a in adjoints]
+        return adjoints
 
 
 def forward_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
@@ -206,10 +204,10 @@ def forward_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
                 partial = partials.get(index, position)
                 if _is_symbolic(partial, 0.0):
                     continue
-                log.node, log.in_derivative = index, True
+                log.node, log.stage = index, CHAIN
                 tangent = _accumulate(tangent, _times(tangents[arg], partial))
             tangents[index] = tangent
-        return [materialize(t) for t in tangents]
+        return tangents
 
 
 class Sweep(NamedTuple):
@@ -289,9 +287,11 @@ def vjp(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[i
     _, values, outputs = _values(tape, env, batch, output_nodes, log)
     depends = tape.depends_on(wrt)
     seeds: dict[int, object] = {}
-    for node, u in zip(output_nodes, cotangent):
-        if depends[node]:
-            seeds[node] = _accumulate(seeds.get(node), u)
+    with log.errstate():   # an output named twice gets the sum of its cotangents
+        for node, u in zip(output_nodes, cotangent):
+            if depends[node]:
+                log.node, log.stage = node, CHAIN
+                seeds[node] = _accumulate(seeds.get(node), u)
     adjoints = reverse_sweep(tape, Partials(tape, values, log), seeds, depends)
     result = np.zeros((batch, len(wrt)))
     for j, name in enumerate(wrt):

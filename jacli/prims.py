@@ -30,22 +30,30 @@ class Primitive(NamedTuple):
     arity: int
     forward: Callable
     partials: tuple[Callable, ...] = ()
-    # For variadic primitives: partial(m, ans, args, i) for argument i.
-    variadic_partial: Callable | None = None
+    # For variadic primitives: partials(m, ans, args) -> one partial per argument, in one
+    # pass, so work they share (min/max's tie count) is done once, not once per argument.
+    variadic_partials: Callable | None = None
     symbol: str | None = None        # infix operator as written in the language
     internal: bool = False           # used by derivative rules, not callable by users
 
     def partial(self, m, ans, args, i):
-        if self.variadic_partial is not None:
-            return self.variadic_partial(m, ans, args, i)
-        return self.partials[i](m, ans, *args)
+        """The partial derivative of the output with respect to argument i."""
+        return self.partials_at(m, ans, args, [i])[0]
+
+    def partials_at(self, m, ans, args, positions):
+        """The partials with respect to the arguments at `positions`, in that order."""
+        if self.variadic_partials is not None:
+            every = self.variadic_partials(m, ans, args)
+            return [every[i] for i in positions]
+        return [self.partials[i](m, ans, *args) for i in positions]
 
 
 PRIMITIVES: dict[str, Primitive] = {}
 
 
-def defprim(name, arity, forward, *partials, variadic_partial=None, symbol=None, internal=False):
-    PRIMITIVES[name] = Primitive(name, arity, forward, tuple(partials), variadic_partial,
+def defprim(name, arity, forward, *partials, variadic_partials=None, symbol=None,
+            internal=False):
+    PRIMITIVES[name] = Primitive(name, arity, forward, tuple(partials), variadic_partials,
                                  symbol, internal)
 
 
@@ -78,10 +86,42 @@ def _equal(a, b):
     return np.equal(a, b).astype(float)
 
 
-def _extremum_partial(m, ans, args, i):
+def _is_zero(x):
+    return np.equal(x, 0.0).astype(float)
+
+
+def _both_zero(a, b):
+    return np.logical_and(np.equal(a, 0.0), np.equal(b, 0.0)).astype(float)
+
+
+def _hypot_ratio(x, y, h):
+    return np.divide(x, h)
+
+
+def _extremum_partials(m, ans, args):
     # Ties share the derivative equally (language.md): 1[a_i = ans] / #{j : a_j = ans}.
-    ties = functools.reduce(m.add, [m.equal(a, ans) for a in args])
-    return m.div(m.equal(args[i], ans), ties)
+    # The tie count is built once for all arguments: n-ary min/max stay linear in n.
+    hits = [m.equal(a, ans) for a in args]
+    ties = functools.reduce(m.add, hits)
+    return [m.div(hit, ties) for hit in hits]
+
+
+def _pow_base(m, ans, x, y):
+    # y * x^(y - 1). For y = 0 the exponent is taken as 0 (y - 1 + [y = 0]): x^0 is 1 for
+    # every x, so its derivative is 0, where 0 * 0^-1 would be 0 * inf = nan.
+    exponent = m.add(m.sub(y, m.const(1.0)), m.is_zero(y))
+    return m.mul(y, m.pow(x, exponent))
+
+
+def _pow_exponent(m, ans, x, y):
+    # x^y * log(x). At x = 0 with x^y = 0 (so y > 0) this is 0 * -inf = nan, where the
+    # limit is 0: log's argument becomes x + [x = 0 and x^y = 0] = 1 there, log(1) = 0.
+    return m.mul(ans, m.log(m.add(x, m.both_zero(x, ans))))
+
+
+def _one_minus_square(x):
+    # 1 - x^2 as (1 - x)(1 + x): exact near x = +-1, where 1 - x*x loses digits.
+    return np.multiply(np.subtract(1.0, x), np.add(1.0, x))
 
 
 # --- arithmetic -------------------------------------------------------------------
@@ -94,42 +134,42 @@ defprim("div", 2, np.divide,
         lambda m, ans, x, y: m.div(m.const(1.0), y),
         lambda m, ans, x, y: m.neg(m.div(ans, y)), symbol="/")
 defprim("neg", 1, np.negative, _minus_one, symbol="-")
-defprim("pow", 2, np.power,
-        lambda m, ans, x, y: m.mul(y, m.pow(x, m.sub(y, m.const(1.0)))),
-        lambda m, ans, x, y: m.mul(ans, m.log(x)), symbol="^")
+defprim("pow", 2, np.power, _pow_base, _pow_exponent, symbol="^")
 
 # --- trigonometric ----------------------------------------------------------------
 defprim("sin", 1, np.sin, lambda m, ans, x: m.cos(x))
 defprim("cos", 1, np.cos, lambda m, ans, x: m.neg(m.sin(x)))
 defprim("tan", 1, np.tan, lambda m, ans, x: m.add(m.const(1.0), m.mul(ans, ans)))
 defprim("asin", 1, np.arcsin,
-        lambda m, ans, x: m.div(m.const(1.0), m.sqrt(m.sub(m.const(1.0), m.mul(x, x)))))
+        lambda m, ans, x: m.div(m.const(1.0), m.sqrt(m.one_minus_square(x))))
 defprim("acos", 1, np.arccos,
-        lambda m, ans, x: m.div(m.const(-1.0), m.sqrt(m.sub(m.const(1.0), m.mul(x, x)))))
+        lambda m, ans, x: m.div(m.const(-1.0), m.sqrt(m.one_minus_square(x))))
 defprim("atan", 1, np.arctan,
         lambda m, ans, x: m.div(m.const(1.0), m.add(m.const(1.0), m.mul(x, x))))
 defprim("atan2", 2, np.arctan2,   # atan2(y, x)
         lambda m, ans, y, x: m.div(x, m.add(m.mul(x, x), m.mul(y, y))),
         lambda m, ans, y, x: m.neg(m.div(y, m.add(m.mul(x, x), m.mul(y, y)))))
-defprim("hypot", 2, np.hypot,
-        lambda m, ans, x, y: m.div(x, ans),
-        lambda m, ans, x, y: m.div(y, ans))
+defprim("hypot", 2, np.hypot,   # x/h and y/h, with second derivatives that do not cancel
+        lambda m, ans, x, y: m.hypot_ratio(x, y, ans),
+        lambda m, ans, x, y: m.hypot_ratio(y, x, ans))
 
 # --- hyperbolic -------------------------------------------------------------------
 defprim("sinh", 1, np.sinh, lambda m, ans, x: m.cosh(x))
 defprim("cosh", 1, np.cosh, lambda m, ans, x: m.sinh(x))
-defprim("tanh", 1, np.tanh, lambda m, ans, x: m.sub(m.const(1.0), m.mul(ans, ans)))
-defprim("asinh", 1, np.arcsinh,
-        lambda m, ans, x: m.div(m.const(1.0), m.sqrt(m.add(m.mul(x, x), m.const(1.0)))))
+defprim("tanh", 1, np.tanh,   # cosh(x)^-2: 1 - ans^2 cancels to 0 once tanh(x) rounds to 1
+        lambda m, ans, x: m.pow(m.cosh(x), m.const(-2.0)))
+defprim("asinh", 1, np.arcsinh,   # 1/sqrt(x^2 + 1), as hypot: x^2 overflows for |x| > 1e154
+        lambda m, ans, x: m.div(m.const(1.0), m.hypot(x, m.const(1.0))))
 defprim("acosh", 1, np.arccosh,   # 1/sqrt(x^2 - 1), factored to keep precision near 1
         lambda m, ans, x: m.div(m.const(1.0), m.mul(m.sqrt(m.sub(x, m.const(1.0))),
                                                     m.sqrt(m.add(x, m.const(1.0))))))
 defprim("atanh", 1, np.arctanh,
-        lambda m, ans, x: m.div(m.const(1.0), m.sub(m.const(1.0), m.mul(x, x))))
+        lambda m, ans, x: m.div(m.const(1.0), m.one_minus_square(x)))
 
 # --- exponential and logarithmic --------------------------------------------------
 defprim("exp", 1, np.exp, lambda m, ans, x: ans)
-defprim("expm1", 1, np.expm1, lambda m, ans, x: m.add(ans, m.const(1.0)))
+defprim("expm1", 1, np.expm1,   # exp(x), not ans + 1: that cancels to 0 for x < -37
+        lambda m, ans, x: m.exp(x))
 defprim("log", 1, np.log, lambda m, ans, x: m.div(m.const(1.0), x))
 defprim("log1p", 1, np.log1p, lambda m, ans, x: m.div(m.const(1.0), m.add(m.const(1.0), x)))
 defprim("log2", 1, np.log2, lambda m, ans, x: m.div(m.const(1.0 / np.log(2.0)), x))
@@ -148,12 +188,26 @@ defprim("sigmoid", 1, _sigmoid,   # ans * (1 - ans), written to keep precision f
         lambda m, ans, x: m.mul(ans, m.sigmoid(m.neg(x))))
 defprim("softplus", 1, _softplus, lambda m, ans, x: m.sigmoid(x))
 defprim("min", VARIADIC, lambda *a: functools.reduce(np.minimum, a),
-        variadic_partial=_extremum_partial)
+        variadic_partials=_extremum_partials)
 defprim("max", VARIADIC, lambda *a: functools.reduce(np.maximum, a),
-        variadic_partial=_extremum_partial)
+        variadic_partials=_extremum_partials)
 
 # --- internal: only derivative rules use these -------------------------------------
-defprim("equal", 2, _equal, _zero, _zero, internal=True)
+defprim("equal", 2, _equal, _zero, _zero, internal=True)      # 1 where a = b, else 0
+defprim("is_zero", 1, _is_zero, _zero, internal=True)        # 1 where x = 0, else 0
+defprim("both_zero", 2, _both_zero, _zero, _zero, internal=True)   # 1 where a = b = 0
+# (1 - x)(1 + x), for asin', acos', atanh' near +-1; its own partial is -2x, exact, where
+# the product rule's -(1 + x) + (1 - x) would cancel near 0 (second derivatives).
+defprim("one_minus_square", 1, _one_minus_square,
+        lambda m, ans, x: m.mul(m.const(-2.0), x), internal=True)
+# hypot_ratio(x, y, h) = x/h for h = hypot(x, y) (hypot's partial d/dx). Its own partials
+# are the total derivatives of x/hypot(x, y): y^2/h^3 and -x*y/h^3, written as
+# (y/h)^2/h and -(x/h)(y/h)/h, which do not cancel as 1/h - x^2/h^3 does (the
+# quotient rule through h) when x << y. h only carries the value: its partial is 0.
+defprim("hypot_ratio", 3, _hypot_ratio,
+        lambda m, ans, x, y, h: m.div(m.mul(m.hypot_ratio(y, x, h), m.hypot_ratio(y, x, h)), h),
+        lambda m, ans, x, y, h: m.neg(m.div(m.mul(ans, m.hypot_ratio(y, x, h)), h)),
+        _zero, internal=True)
 
 
 #: The functions a program may call, with their arity (VARIADIC for min/max).

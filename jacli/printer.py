@@ -105,6 +105,16 @@ def _jacli_text(op: str, args: list[tuple[str, int]]) -> tuple[str, int]:
     if op == "equal":  # internal (derivatives of min/max): 1 where a = b, else 0
         (a, a_level), (b, b_level) = args
         return f"1 - abs(sign({_wrap(a, a_level, SUM)} - {_wrap(b, b_level, PRODUCT)}))", SUM
+    if op == "is_zero":  # internal (pow's guards): 1 where a = 0, else 0
+        return f"1 - abs(sign({args[0][0]}))", SUM
+    if op == "both_zero":  # internal (pow's guards): 1 where a = 0 and b = 0, else 0
+        return f"(1 - abs(sign({args[0][0]})))*(1 - abs(sign({args[1][0]})))", PRODUCT
+    if op == "one_minus_square":  # internal (asin', acos', atanh'): 1 - x^2, exactly so
+        x = _wrap(args[0][0], args[0][1], PRODUCT)
+        return f"(1 - {x})*(1 + {x})", PRODUCT
+    if op == "hypot_ratio":  # internal (hypot's partials): x/h, h = hypot(x, y)
+        (x, x_level), _, (h, h_level) = args
+        return f"{_wrap(x, x_level, PRODUCT)}/{_wrap(h, h_level, PRODUCT + 1)}", PRODUCT
     return f"{op}({', '.join(text for text, _ in args)})", ATOM
 
 
@@ -137,6 +147,15 @@ def _latex_text(op: str, args: list[tuple[str, int]]) -> tuple[str, int]:
         return f"\\left|{args[0][0]}\\right|", ATOM
     if op == "equal":
         return f"[{args[0][0]} = {args[1][0]}]", ATOM
+    if op == "is_zero":
+        return f"[{args[0][0]} = 0]", ATOM
+    if op == "both_zero":
+        return f"[{args[0][0]} = 0][{args[1][0]} = 0]", ATOM
+    if op == "one_minus_square":
+        x = _wrap(args[0][0], args[0][1], PRODUCT, True)
+        return f"(1 - {x})(1 + {x})", PRODUCT
+    if op == "hypot_ratio":
+        return f"\\frac{{{args[0][0]}}}{{{args[2][0]}}}", ATOM
     if op in ("sin", "cos", "tan", "sinh", "cosh", "tanh", "exp", "log", "asin", "acos", "atan"):
         name = _LATEX_FUNCTIONS.get(op, "\\" + op)
         return f"{name}\\left({args[0][0]}\\right)", ATOM

@@ -11,7 +11,11 @@ Simplification never changes a value (IEEE-754 included):
 - x^0 -> 1 (IEEE gives 1 for every x, nan and inf included);
 - signs move outward, as IEEE arithmetic is exactly sign-symmetric: a + -b -> a - b,
   -a + b -> b - a, a - -b -> a + b, a*-b and -a*b -> -(a*b) (likewise /), -(c*x) -> (-c)*x;
-- 0*x is NOT simplified unless x is a finite constant: 0*inf and 0*nan are nan.
+- 0*x is NOT simplified unless x is a finite constant: 0*inf and 0*nan are nan;
+- the internal primitives fold too (`is_zero(2)` -> 0), and `both_zero(c, x)` is 0 for a
+  constant c != 0, so pow's guards vanish from the derivative of x^2 or 2^x.
+Each node a rule builds remembers the entry it came from (`origins`), so a warning
+raised while evaluating it names that entry's derivative (engine.WarningLog).
 Identical nodes are shared (the tape's hash-consing): common subexpressions once.
 
 `jacli diff` asks for more (`readable`): products and quotients in the form one writes
@@ -77,6 +81,8 @@ class SimplifyingOps(NodeOps):
     def __init__(self, tape: Tape, span=None, readable: bool = False):
         super().__init__(tape, span)
         self.readable = readable
+        self.origin: tuple[int, bool] | None = None   # (entry, chain rule?) of new nodes
+        self.origins: dict[int, tuple[int, bool]] = {}
         # Nodes of the source that depend on no variable (`2^3^2`, `-2`) are constants too.
         self.constants: dict[int, float] = {}
         with np.errstate(all="ignore"):
@@ -108,7 +114,7 @@ class SimplifyingOps(NodeOps):
         simpler = self._simplify(op, args, values)   # first: x*1 keeps the name of x
         if simpler is not None:
             return simpler if isinstance(simpler, int) else self.apply(*simpler)
-        if constant and not PRIMITIVES[op].internal:
+        if constant:
             with np.errstate(all="ignore"):
                 folded = float(PRIMITIVES[op].forward(*[np.float64(v) for v in values]))
             # 1/3 stays a quotient when printed: it reads better than 0.3333333333333333
@@ -117,7 +123,11 @@ class SimplifyingOps(NodeOps):
                 and Fraction(folded) != Fraction(values[0]) / Fraction(values[1]))
             if math.isfinite(folded) and not inexact:
                 return self.tape.const(folded)
-        return self.tape.apply(op, args, self.span)
+        length = len(self.tape.nodes)
+        index = self.tape.apply(op, args, self.span)
+        if index >= length and self.origin is not None:
+            self.origins[index] = self.origin
+        return index
 
     # --- readable products and quotients (jacli diff) ---------------------------------
 
@@ -319,6 +329,9 @@ class SimplifyingOps(NodeOps):
             inner = self.tape.nodes[args[0]]
             if inner.op == "neg":
                 return inner.args[0]
+        elif op == "both_zero":   # a constant that is not 0 (nan included) makes it 0
+            if any(v is not None and v != 0.0 for v in values):
+                return self.tape.const(0.0)
         return None
 
 
@@ -349,26 +362,35 @@ def gradient_nodes(tape: Tape, root: int, wrt: list[str], ops: SimplifyingOps) -
     for index in range(root, -1, -1):
         if index not in received:
             continue
-        terms = [term for _, term in sorted(received.pop(index))]
-        adjoint = terms[0]
-        for term in terms[1:]:
+        senders = sorted(received.pop(index))
+        adjoint = senders[0][1]
+        for sender, term in senders[1:]:
+            ops.origin = (sender, True)
             adjoint = ops.add(adjoint, term)
         adjoints[index] = adjoint
         node = nodes[index]
         ops.span = node.span
-        for position, arg in enumerate(node.args):
-            if not depends[arg]:
-                continue
-            partial = PRIMITIVES[node.op].partial(ops, index, list(node.args), position)
+        positions = [p for p, arg in enumerate(node.args) if depends[arg]]
+        if not positions:
+            continue
+        ops.origin = (index, False)
+        partials = PRIMITIVES[node.op].partials_at(ops, index, list(node.args), positions)
+        ops.origin = (index, True)
+        for position, partial in zip(positions, partials):
             if partial is None:   # a rule's symbolic zero
                 continue
-            received.setdefault(arg, []).append((index, times(adjoint, partial)))
+            received.setdefault(node.args[position], []).append(
+                (index, times(adjoint, partial)))
+    ops.origin = None
     zero = tape.const(0.0)
     return [adjoints.get(tape.variable_nodes.get(name), zero) for name in wrt]
 
 
-def gradient_tape(tape: Tape, root: int, wrt: list[str]) -> tuple[Tape, list[int]]:
+def gradient_tape(tape: Tape, root: int, wrt: list[str]
+                  ) -> tuple[Tape, list[int], dict[int, tuple[int, bool]]]:
     """A copy of `tape` extended with nodes computing d root / d wrt: differentiating
-    these once more, numerically, gives the Hessian (reverse over reverse, exact)."""
+    these once more, numerically, gives the Hessian (reverse over reverse, exact).
+    Also which entry each new node comes from (for warnings: engine.WarningLog.origins)."""
     extended = tape.copy()
-    return extended, gradient_nodes(extended, root, wrt, SimplifyingOps(extended))
+    ops = SimplifyingOps(extended)
+    return extended, gradient_nodes(extended, root, wrt, ops), ops.origins

@@ -79,7 +79,9 @@ def test_jac_one_liner_prints_the_jacobian_row_major():
     assert code == 0, err
     lines = out.splitlines()
     assert len(lines) == 1, out
-    assert lines[0] == "0.6 0.8 -0.16 0.12"   # the acceptance text, exactly
+    # dr/dx is the chain rule as written: (0.5/r) * (2x) = 0.1 * 6 in doubles, which is
+    # 0.6000000000000001 (as JAX and PyTorch print it); the other entries are exact.
+    assert lines[0] == "0.6000000000000001 0.8 -0.16 0.12"
     assert err == ""
 
 

@@ -316,3 +316,48 @@ def test_sigmoid_and_softplus_stable_for_large_arguments(x):
         assert math.isfinite(value) and math.isfinite(deriv)
         assert value == pytest.approx(ref, rel=1e-12, abs=1e-300)
         assert deriv == pytest.approx(dref, rel=1e-12, abs=1e-300)
+
+
+# --- internal primitives (used only by derivative rules) ------------------------------------
+
+def test_internal_primitives_are_exactly_these():
+    internal = {name for name, p in PRIMITIVES.items() if p.internal}
+    assert internal == {"equal", "is_zero", "both_zero", "one_minus_square", "hypot_ratio"}
+
+
+def test_one_minus_square_partial_matches_finite_differences():
+    prim = PRIMITIVES["one_minus_square"]
+    xs = np.random.default_rng(7).uniform(-3, 3, N_POINTS)
+    ans = prim.forward(xs)
+    np.testing.assert_allclose(ans, 1 - xs * xs, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(prim.partial(NUMERIC, ans, [xs], 0),
+                               _central_difference(prim.forward, [xs], 0), rtol=RTOL)
+
+
+def test_hypot_ratio_partials_are_those_of_x_over_hypot():
+    # hypot_ratio(x, y, h) is x/h for h = hypot(x, y); its partials with respect to x and
+    # y are the total derivatives of x/hypot(x, y) (h only carries the value: partial 0).
+    prim = PRIMITIVES["hypot_ratio"]
+    rng = np.random.default_rng(8)
+    x, y = _signed(0.3, 3)(rng, N_POINTS), _signed(0.3, 3)(rng, N_POINTS)
+    h = np.hypot(x, y)
+    ans = prim.forward(x, y, h)
+    np.testing.assert_array_equal(ans, x / h)
+    whole = lambda a, b: a / np.hypot(a, b)   # noqa: E731
+    for k in range(2):
+        np.testing.assert_allclose(prim.partial(NUMERIC, ans, [x, y, h], k),
+                                   _central_difference(whole, [x, y], k), rtol=RTOL)
+    assert prim.partial(NUMERIC, ans, [x, y, h], 2) == 0.0
+
+
+@pytest.mark.parametrize("name, args, expected", [
+    ("equal", [np.array([1.0, 2.0, 0.0]), np.array([1.0, 3.0, -0.0])], [1.0, 0.0, 1.0]),
+    ("is_zero", [np.array([0.0, -0.0, 1e-300, np.inf, np.nan])], [1.0, 1.0, 0.0, 0.0, 0.0]),
+    ("both_zero", [np.array([0.0, -0.0, 0.0, 1.0, np.nan]), np.array([-0.0, 0.0, 2.0, 0.0, 0.0])],
+     [1.0, 1.0, 0.0, 0.0, 0.0]),
+])
+def test_masks_are_zero_or_one_with_zero_partials(name, args, expected):
+    prim = PRIMITIVES[name]
+    ans = prim.forward(*args)
+    assert ans.tolist() == expected
+    assert all(prim.partial(NUMERIC, ans, args, k) == 0.0 for k in range(len(args)))
