@@ -83,3 +83,8 @@ def shorten(text: str, limit: int = 40) -> str:
         return text
     keep = limit // 2 - 2
     return f"{text[:keep]}...{text[-keep:]} ({len(text):,} characters)"
+
+
+class ShapeError(Exception):
+    """A shape mismatch found by a primitive's shape rule (its message names both shapes);
+    the shape pass turns it into a JacliError with the span of the operator or call."""

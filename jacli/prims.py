@@ -35,6 +35,9 @@ class Primitive(NamedTuple):
     variadic_partials: Callable | None = None
     symbol: str | None = None        # infix operator as written in the language
     internal: bool = False           # used by derivative rules, not callable by users
+    # The static shape rule, shape(argument shapes, params) -> result shape, raising
+    # errors.ShapeError; None for elementwise broadcasting.
+    shape: Callable | None = None
 
     def partial(self, m, ans, args, i):
         """The partial derivative of the output with respect to argument i."""

@@ -24,6 +24,7 @@ class Node(NamedTuple):
     span: tuple[int, int] | None = None
     name: str | None = None          # the variable's name, for VAR
     value: float | None = None       # the number, for CONST
+    params: tuple = ()               # an op's static parameters (an index, an axis, ...)
 
 
 class Tape:
@@ -64,8 +65,9 @@ class Tape:
         value = float(value)
         return self._intern((CONST, value.hex()), Node(CONST, (), span, value=value))
 
-    def apply(self, op: str, args: tuple[int, ...], span=None) -> int:
-        return self._intern((op, args), Node(op, tuple(args), span))
+    def apply(self, op: str, args: tuple[int, ...], span=None, params: tuple = ()) -> int:
+        key = (op, args, params) if params else (op, args)
+        return self._intern(key, Node(op, tuple(args), span, params=params))
 
     def add_output(self, name: str, index: int, span) -> None:
         self.outputs.append(name)
