@@ -385,6 +385,8 @@ class PointsReader:
             lines = self.lines.read()
             if lines is None:
                 return None
+            if not lines and self.lines.skipping:   # a header with no end (/dev/zero)
+                return _BadLine(TOO_LONG)
             self.pending = lines
         return self.pending.pop(0)
 

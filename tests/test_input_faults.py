@@ -256,6 +256,17 @@ def test_endless_zeros_on_standard_input_stay_in_bounded_memory(zeros_50mb, args
     assert peak < 75, f"peak RSS {peak:.0f} MB for 50 MB of zeros"
 
 
+@pytest.mark.parametrize("args", [["--points", "/dev/zero"], ["--points", "-"]],
+                         ids=["file", "stdin"])
+def test_a_header_that_never_ends_is_refused_without_waiting_for_its_end(args):
+    # /dev/zero never ends its first line: the limit is said once it is passed.
+    done = subprocess.run([sys.executable, "-m", "jacli", "eval", "x", *args],
+                          stdin=open("/dev/zero", "rb"), capture_output=True, env=_env(),
+                          timeout=30)
+    assert done.returncode == 2, done.stderr
+    assert b"header of" in done.stderr and b"is longer than" in done.stderr
+
+
 def test_hess_chunks_of_points_shrink_with_the_square_of_the_inputs(tmp_path):
     # 200 inputs over 300 rows: one chunk would hold 300 x 200 x 200 Hessian numbers.
     from jacli.cli import RESULT_FLOATS, _Job
