@@ -231,7 +231,7 @@ def _names(items: list[str] | None) -> list[str] | None:
 
 
 #: The commands whose result is a derivative (tape shows its entries without one).
-_DIFFERENTIATING = ("grad", "jac", "hess", "jvp", "vjp", "check")
+_DIFFERENTIATING = ("grad", "jac", "hess", "jvp", "vjp", "check", "diff")
 
 
 def _nothing_to_differentiate(program: Program, outputs: list[str]) -> None:

@@ -245,7 +245,8 @@ NOTHING = "nothing to differentiate: the program has no variables"
 @pytest.mark.parametrize("args", [
     ["grad", "pi"], ["grad", "pi", "--format", "table"], ["grad", "pi", "--format", "json"],
     ["jac", "1 + 1; e"], ["hess", "2^3"], ["jvp", "pi"], ["vjp", "pi", "--cotangent", "f1=1"],
-    ["check", "pi"], ["check", "pi", "--format", "table"], ["tape", "pi", "--explain"],
+    ["check", "pi"], ["check", "pi", "--format", "table"], ["diff", "pi"],
+    ["diff", "pi", "--order", "2"], ["tape", "pi", "--explain"],
     ["grad", "pi", "--points", "-"]], ids=lambda args: "-".join(args[:1] + args[2:]))
 def test_a_program_without_variables_has_nothing_to_differentiate(invoke_jacli, args):
     """`grad pi` printed an empty line and exit 0; `jvp pi` was an internal error."""
