@@ -19,6 +19,9 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
+from .components import (ColumnError, group_columns, group_table, nested_array,
+                         split_component)
+from .components import shape_text as _shape_text
 from .errors import JacliError, shorten
 
 #: Rows per chunk of a points file; a chunk also ends once its lines hold CHUNK_BYTES.
@@ -33,8 +36,8 @@ STALL = 0.01
 
 
 class Points(NamedTuple):
-    """Rows `first_row ...` of a points file: one float array per column, and the
-    rows (0-based within the chunk) that could not be read."""
+    """Rows `first_row ...` of a points file: one float array (B, *shape) per variable
+    ((B,) for a scalar), and the rows (0-based within the chunk) that could not be read."""
     columns: dict[str, np.ndarray]
     count: int
     bad_rows: dict[int, str]   # each chunk has its own dict
@@ -61,7 +64,9 @@ class Points(NamedTuple):
     @staticmethod
     def concat(chunks: list["Points"]) -> "Points":
         names = {name for chunk in chunks for name in chunk.columns}
-        columns = {name: np.concatenate([c.columns.get(name, np.full(c.count, np.nan))
+        shapes = {name: c.columns[name].shape[1:] for c in chunks for name in c.columns}
+        columns = {name: np.concatenate([c.columns.get(name, np.full((c.count,) + shapes[name],
+                                                                     np.nan))
                                          for c in chunks]) for name in names}
         bad, offset = {}, 0
         for chunk in chunks:
@@ -93,13 +98,25 @@ def shown(text: str) -> str:
     return f"{text[:18]!r}...{text[-18:]!r} ({len(text):,} characters)"
 
 
-def parse_at(items: list[str], origin: str = "--at") -> dict[str, float]:
-    """`["x=1,y=2", "z=pi/4"]` -> {"x": 1.0, "y": 2.0, "z": 0.785...}.
+def parse_at(items: list[str], origin: str = "--at") -> dict[str, float | np.ndarray]:
+    """`["x=1,y=2", "z=pi/4", "W=[[1,2],[3,4]]", "@params.json"]` -> {"x": 1.0, ...,
+    "W": array([[1., 2.], [3., 4.]]), ...}.
 
-    A value is a number or a constant expression of the language (`pi/4`, `1/3`,
-    `sqrt(2)`), parsed and evaluated by jacli itself, never by Python."""
-    values: dict[str, float] = {}
+    A scalar's value is a number or a constant expression of the language (`pi/4`, `1/3`,
+    `sqrt(2)`), parsed and evaluated by jacli itself, never by Python; an array's is
+    nested bracketed lists of them (commas inside brackets do not separate assignments).
+    An item `@FILE` reads the assignments from a JSON file holding one object."""
+    values: dict[str, float | np.ndarray] = {}
+    files: dict[str, str] = {}   # name -> the @FILE that gave it
     for item in items:
+        if item.strip(BLANKS).startswith("@"):
+            path = item.strip(BLANKS)[1:]
+            for name, value in read_values_file(path, origin).items():
+                if name in values:
+                    raise JacliError(f"'{name}' is given twice ({path} gives it, and "
+                                     f"{files.get(name, 'another --at')} too)", origin=origin)
+                values[name], files[name] = value, path
+            continue
         previous = None   # the last name=value of this item, for the decimal-comma hint
         for part, offset in _top_level_parts(item):
             span = (offset, offset + len(part))
@@ -116,26 +133,190 @@ def parse_at(items: list[str], origin: str = "--at") -> dict[str, float]:
             if not (name.isidentifier() and name.isascii()):
                 raise JacliError(f"{name!r} is not a variable name", span, item, origin)
             if name in values:
-                raise JacliError(f"'{name}' is given twice", span, item, origin)
-            values[name] = _at_value(name, text, item, offset + len(part) - len(text), span,
-                                     origin)
+                also = f" ({files[name]} gives it too)" if name in files else ""
+                raise JacliError(f"'{name}' is given twice{also}", span, item, origin)
+            start = offset + len(part) - len(text)
+            if text.strip().startswith("["):
+                values[name] = _array_value(name, text, item, start, origin)
+            else:
+                values[name] = _at_value(name, text, item, start, span, origin)
             previous = (name, text)
     return values
 
 
 def _top_level_parts(item: str) -> Iterator[tuple[str, int]]:
     """The comma-separated parts of `item` and their offsets; commas inside parentheses
-    (`x=atan2(1, 2)`) do not separate."""
+    (`x=atan2(1, 2)`) or brackets (`x=[1, 2]`) do not separate."""
     depth, start = 0, 0
     for i, char in enumerate(item):
-        if char == "(":
+        if char in "([":
             depth += 1
-        elif char == ")":
+        elif char in ")]":
             depth = max(0, depth - 1)
         elif char == "," and depth == 0:
             yield item[start:i], start
             start = i + 1
     yield item[start:], start
+
+
+def _array_value(name: str, text: str, item: str, start: int, origin: str) -> np.ndarray:
+    """`[[1, 2], [3, pi]]` (text at offset `start` of `item`) as an array. Each element is
+    a number or a constant expression; the lists must be of one shape (not ragged)."""
+    from .components import shape_text
+
+    def fail(message: str, where: tuple[int, int], hint: str | None = None) -> JacliError:
+        return JacliError(f"the value of '{name}' {message}", where, item, origin, hint=hint)
+
+    end = start + len(text)
+    # The open lists, innermost last: (offset of its '[', [(element shape, span)]).
+    lists: list[tuple[int, list]] = []
+    flat: list[float] = []
+    shape = None
+    expect_value, i = True, start
+    while i < end:
+        char = item[i]
+        if char in BLANKS:
+            i += 1
+            continue
+        if shape is not None:
+            raise fail(f"is not a number or a list of numbers: "
+                       f"{item[i:end].strip(BLANKS)!r} follows its closing ']'", (i, end))
+        if expect_value and char == "[":
+            lists.append((i, []))
+        elif expect_value and char in ",]":
+            if char == "]" and not lists[-1][1]:
+                raise fail("has an empty list", (lists[-1][0], i + 1))
+            raise fail("has an empty element", (i, i + 1))
+        elif expect_value:   # a number or constant expression, up to ',' ']' or '['
+            j, depth = i, 0
+            while j < end and (depth or item[j] not in ",[]"):
+                depth = max(0, depth + {"(": 1, ")": -1}.get(item[j], 0))
+                j += 1
+            if j < end and item[j] == "[":
+                raise fail("is missing a comma before '['", (j, j + 1))
+            stop = i + len(item[i:j].rstrip(BLANKS))
+            pieces = item[i:stop].split()
+            if len(pieces) > 1 and all(map(_is_number, pieces)):
+                raise fail("has elements without a comma between them", (i, stop),
+                           hint="separate the elements with commas: "
+                                f"[{', '.join(pieces)}]")
+            flat.append(_at_value(name, item[i:j], item, i, (i, stop), origin))
+            lists[-1][1].append(((), (i, stop)))
+            expect_value, i = False, j
+            continue
+        elif char == ",":
+            expect_value = True
+        elif char == "]":
+            opened, elements = lists.pop()
+            first = elements[0][0]
+            for other, span in elements[1:]:
+                if other != first:
+                    raise fail(f"is ragged: this element has shape {shape_text(other)}, "
+                               f"the first element {shape_text(first)}", span)
+            if lists:
+                lists[-1][1].append(((len(elements),) + first, (opened, i + 1)))
+            else:
+                shape = (len(elements),) + first
+        else:
+            raise fail("is missing a comma", (i, i + 1))
+        i += 1
+    if shape is None:
+        where = (lists[-1][0], lists[-1][0] + 1) if lists else (start, end)
+        raise fail("has an unclosed '['", where)
+    return np.array(flat, dtype=float).reshape(shape)
+
+
+def read_values_file(path: str, origin: str = "--at") -> dict[str, float | np.ndarray]:
+    """The assignments of `--at @FILE`: a JSON file holding one object whose values are
+    numbers (or "nan", "inf", "-inf") or nested lists of them. Every error names the file."""
+    import json
+
+    from .components import nested_array
+
+    if not path:
+        raise JacliError("'@' names no file: write --at @params.json", origin=origin)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(VALUES_FILE_LIMIT + 1)
+    except OSError as error:
+        raise JacliError(f"cannot read {path}: {error.strerror}", origin=origin) from None
+    if len(data) > VALUES_FILE_LIMIT:
+        raise JacliError(f"{path} is longer than {VALUES_FILE_LIMIT:,} bytes", origin=origin)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise JacliError(f"{path} is not UTF-8 text (byte {error.start + 1} is "
+                         f"{data[error.start]:#04x})", origin=origin) from None
+    try:
+        record = json.loads(text, parse_int=_json_int)
+    except json.JSONDecodeError as error:
+        raise JacliError(f"not JSON: {error.msg}", (error.pos, error.pos + 1), text,
+                         path) from None
+    except RecursionError:
+        raise JacliError(f"{path} is nested too deeply to be read as JSON",
+                         origin=origin) from None
+    if not isinstance(record, dict):
+        raise JacliError(f"{path} must hold one JSON object, as "
+                         '{"W": [[1, 2], [3, 4]], "b": 0.5}, not ' + _json_text(record),
+                         origin=origin)
+    values: dict[str, float | np.ndarray] = {}
+    for name, value in record.items():
+        if not (name.isidentifier() and name.isascii()):
+            raise JacliError(f"{path}: {shown(name)} is not a variable name", origin=origin)
+        try:
+            array = nested_array(value, _json_number)
+        except ValueError as error:
+            raise JacliError(f"{path}: the value of {shown(name)} {error}",
+                             origin=origin) from None
+        values[name] = float(array) if array.ndim == 0 else array
+    return values
+
+
+#: The largest `--at @FILE`: 256 MiB.
+VALUES_FILE_LIMIT = 1 << 28
+
+
+def _json_number(value) -> float:
+    """A JSON element as a number: a number, or the strings "nan", "inf", "-inf" (and
+    numbers written as strings), as jacli's JSON output writes them."""
+    if isinstance(value, str):
+        try:
+            return parse_float(value)
+        except ValueError:
+            pass
+    if isinstance(value, _HugeInteger):
+        raise ValueError("has an integer too large for a double")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise ValueError(f"is not a number: {_json_text(value)}")
+
+
+def parse_shapes(items: list[str], origin: str = "--shape") -> dict[str, tuple[int, ...]]:
+    """`["x=3,W=2x3"]` -> {"x": (3,), "W": (2, 3)}: the shapes of variables that no value
+    gives (a variable not named is a scalar)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for item in items:
+        for part, offset in _top_level_parts(item):
+            span = (offset, offset + len(part))
+            name, eq, text = part.partition("=")
+            name = name.strip()
+            if not eq or not name:
+                raise JacliError(f"expected name=shape (x=3, W=2x3), got {part.strip()!r}",
+                                 span, item, origin)
+            if not (name.isidentifier() and name.isascii()):
+                raise JacliError(f"{name!r} is not a variable name", span, item, origin)
+            if name in shapes:
+                raise JacliError(f"'{name}' is given twice", span, item, origin)
+            dims = text.strip(BLANKS).split("x")
+            if not all(re.fullmatch(r"[0-9]+", d.strip(BLANKS)) for d in dims):
+                raise JacliError(f"the shape of '{name}' is not sizes joined by 'x': "
+                                 f"{text.strip()!r}", span, item, origin,
+                                 hint="e.g. x=3 for a vector, W=2x3 for a matrix")
+            shape = tuple(int(d) for d in dims)
+            if 0 in shape:
+                raise JacliError(f"the shape of '{name}' has a size 0", span, item, origin)
+            shapes[name] = shape
+    return shapes
 
 
 def _at_value(name: str, text: str, item: str, start: int, span: tuple[int, int],
@@ -318,12 +499,15 @@ class PointsReader:
 
     def __init__(self, path: str, fmt: str | None, wanted: list[str], required: list[str],
                  npy_columns: list[str], columns: list[str] | None = None,
-                 shared: list[str] = ()):
+                 shared: list[str] = (), shapes: dict | None = None):
         self.format = guess_format(path, fmt)
         self.origin = "standard input" if path == "-" else path
         self.wanted, self.required, self.given_columns = wanted, required, columns
         self.shared = [name for name in shared if name in wanted]
         self.npy_columns = npy_columns
+        #: Shapes that --shape gives; JSON Lines rows must match them, .npz arrays too.
+        #: JSON Lines adds the shape of each variable's first row.
+        self.shapes: dict[str, tuple[int, ...]] = dict(shapes or {})
         self.pending: list[str] = []
         if columns is not None:
             _check_columns(columns)
@@ -358,8 +542,8 @@ class PointsReader:
         if self.format == "npz":   # a zip's index is at its end: read whole
             source = io.BytesIO(self.binary.read()) if stdin else self.origin
             self.close()
-            self.array, self.columns = _load_npz(source, self.wanted, self.required,
-                                                 self.origin)
+            self.arrays, self.count = _load_npz(source, self.wanted, self.required,
+                                                self.origin, self.shapes)
             return
         if self.format == "npy":   # read a chunk at a time, from a file or a pipe
             self.columns = columns if columns is not None else self.npy_columns
@@ -369,6 +553,10 @@ class PointsReader:
                                  f"--columns names {', '.join(columns)}",
                                  origin="--columns")
             self.npy = _NpyStream(self.binary, self.columns, self.origin)
+            try:
+                self.groups = group_columns(self.columns, self.wanted)
+            except ColumnError as error:
+                raise JacliError(f"--columns {error}", origin="--columns") from None
             return
         self.lines = _Lines(self.binary, peeked)
         if self.format in ("csv", "tsv", "ssv"):
@@ -437,19 +625,21 @@ class PointsReader:
 
     def _use_header(self, header: list[str]) -> None:
         self.header = header
-        missing = [name for name in self.required if name not in self.header]
+        try:
+            self.groups = group_columns(header, self.wanted)
+        except ColumnError as error:
+            where = "--columns" if self.given_columns is not None else self.origin
+            raise JacliError(f"{where} {error}", origin="--points") from None
+        missing = [name for name in self.required if name not in self.groups]
         if missing:
             names = shorten(', '.join(map(shorten, self.header)), 200)
             where = f"--columns names {names}" if self.given_columns is not None else \
                 f"{self.origin} has the columns {names}"
             raise JacliError(f"no value for {', '.join(shown(m) for m in missing[:5])}: "
                              f"{where}", origin="--points")
-        self.used = [j for j, name in enumerate(self.header) if name in self.wanted]
-        twice = {self.header[j] for j in self.used if self.header.count(self.header[j]) > 1}
-        if twice:
-            raise JacliError(f"{self.origin} has the column {shown(twice.pop())} twice",
-                             origin="--points")
-        both = [name for name in self.header if name in self.shared]
+        self.used = sorted(j for group in self.groups.values() for j in group.columns)
+        self.positions = {j: k for k, j in enumerate(self.used)}
+        both = [name for name in self.groups if name in self.shared]
         if both:
             raise JacliError(f"{shown(both[0])} is given both by --at and by --points",
                              origin="--points")
@@ -459,14 +649,18 @@ class PointsReader:
         stalls: a pipe's rows are passed on as they arrive), in order; at least one
         (maybe empty) chunk."""
         if self.format == "npz":   # (read whole when opened)
-            for start in range(0, max(len(self.array), 1), rows):
-                block = self.array[start:start + rows]
-                yield Points({name: block[:, j] for j, name in enumerate(self.columns)},
-                             len(block), {}, start)
+            for start in range(0, max(self.count, 1), rows):
+                stop = min(start + rows, self.count)
+                yield Points({name: a[start:stop] for name, a in self.arrays.items()},
+                             stop - start, {}, start)
             return
         try:
             if self.format == "npy":
-                yield from self.npy.chunks(rows)
+                for points in self.npy.chunks(rows):
+                    table = np.column_stack([points.columns[name] for name in self.columns]) \
+                        if self.columns else np.empty((points.count, 0))
+                    positions = {j: j for j in range(len(self.columns))}
+                    yield points._replace(columns=group_table(table, positions, self.groups))
             else:
                 yield from self._text_chunks(rows)
         except OSError as error:
@@ -510,14 +704,13 @@ class PointsReader:
         if self.format in ("tsv", "ssv"):   # as CSV lines, for the CSV readers
             lines = [_as_csv(self._fields(line)) for line in lines]
         if self.format == "jsonl":
-            points = _parse_jsonl(lines, self.wanted, self.required, self.shared)
+            points = _parse_jsonl(lines, self.wanted, self.required, self.shared, self.shapes)
         else:
             data = _read_csv_fast(lines, len(self.header), self.used)
             bad: dict[int, str] = {}
             if data is None:
                 data, bad = _read_csv_rows(lines, self.header, self.used)
-            points = Points({self.header[j]: data[:, k] for k, j in enumerate(self.used)},
-                            len(lines), bad)
+            points = Points(group_table(data, self.positions, self.groups), len(lines), bad)
         points.bad_rows.update(bad_lines)
         return points._replace(first_row=first_row)
 
@@ -546,16 +739,16 @@ def _check_columns(columns: list[str]) -> None:
     if not columns:
         raise JacliError("no column named: give --columns x,y,...", origin="--columns")
     for name in columns:
-        if not (name.isidentifier() and name.isascii()):
+        if split_component(name) is None:
             raise JacliError(f"{name!r} is not a variable name", origin="--columns")
         if columns.count(name) > 1:
             raise JacliError(f"'{name}' is named twice", origin="--columns")
 
 
-def _load_npz(source, wanted: list[str], required: list[str],
-              origin: str) -> tuple[np.ndarray, list[str]]:
-    """The (B, k) array of the named arrays of an .npz (one per variable, first axis the
-    points) that the program uses, and their names."""
+def _load_npz(source, wanted: list[str], required: list[str], origin: str,
+              shapes: dict) -> tuple[dict[str, np.ndarray], int]:
+    """The arrays (B, *shape) of an .npz (one per variable, first axis the points) that
+    the program uses, and B. An array (B, 1) is a scalar's unless --shape says (1,)."""
     import zipfile
 
     try:
@@ -572,23 +765,27 @@ def _load_npz(source, wanted: list[str], required: list[str],
     except (ValueError, OSError, EOFError, zipfile.BadZipFile):
         raise JacliError(f"{origin} is not a NumPy .npz file of numbers", origin="--points") \
             from None
-    length = None
+    length, result = None, {}
     for name, array in zip(columns, arrays):
         if array.dtype.kind not in "fiub":
             raise JacliError(f"the array '{name}' of {origin} holds {array.dtype}, not numbers",
                              origin="--points")
-        if array.ndim == 2 and array.shape[1] == 1:
+        if array.ndim == 2 and array.shape[1] == 1 and shapes.get(name) != (1,):
             array = array[:, 0]
-        if array.ndim != 1:
+        if array.ndim == 0:
+            raise JacliError(f"the array '{name}' of {origin} has shape (); expected "
+                             "(B, ...): the points first", origin="--points")
+        if name in shapes and array.shape[1:] != tuple(shapes[name]):
             raise JacliError(f"the array '{name}' of {origin} has shape {array.shape}; "
-                             "expected (B,): one value per point", origin="--points")
+                             f"--shape says {_shape_text(shapes[name])}: expected "
+                             f"{_shape_text((len(array),) + tuple(shapes[name]))}",
+                             origin="--points")
         if length is not None and len(array) != length:
             raise JacliError(f"the arrays of {origin} differ in length: '{columns[0]}' has "
                              f"{length} values, '{name}' {len(array)}", origin="--points")
         length = len(array)
-    if not columns:   # the program reads none of them: as many points as the first has
-        return np.empty((count or 0, 0)), []
-    return np.column_stack([a.reshape(len(a), -1)[:, 0] for a in arrays]).astype(float), columns
+        result[name] = array.astype(float)
+    return result, (length if columns else count or 0)
 
 
 TOO_LONG = f"is longer than {LINE_LIMIT:,} bytes"
@@ -738,9 +935,12 @@ def _read_csv_rows(body: list[str], header: list[str], used: list[int]):
 
 
 def _parse_jsonl(lines: list[str], wanted: list[str], required: list[str],
-                 shared: list[str] = ()) -> Points:
+                 shared: list[str] = (), shapes: dict | None = None) -> Points:
+    """JSON Lines rows as arrays. `shapes` holds the shape each variable must have (from
+    --shape, or its first row, added here): a row whose value has another is bad."""
     import json
 
+    shapes = {} if shapes is None else shapes
     columns: dict[str, np.ndarray] = {}
     bad: dict[int, str] = {}
     for row, line in enumerate(lines):
@@ -758,12 +958,31 @@ def _parse_jsonl(lines: list[str], wanted: list[str], required: list[str],
         if missing:
             bad[row] = f"has no value for {shown(missing[0])}"
             continue
+        values = {}
         for name, value in record.items():
             if name not in wanted:
                 continue
             if name in shared:   # JSON Lines has no header: each row is checked alone
                 bad[row] = f"gives {shown(name)}, which --at gives too"
                 break
+            if isinstance(value, list):
+                raw = value
+                try:
+                    value = nested_array(value, _json_number)
+                except ValueError as error:
+                    bad[row] = f"the value of {shown(name)} {error}"
+                    break
+                shape = shapes.get(name, value.shape)
+                if shape == ():   # as v1 says it, for a scalar
+                    bad[row] = f"the value of {shown(name)} is not a number: {_json_text(raw)}"
+                    break
+                if value.shape != shape:
+                    bad[row] = (f"the value of {shown(name)} has shape "
+                                f"{_shape_text(value.shape)}, the first row's "
+                                f"{_shape_text(shape)}")
+                    break
+                values[name] = value
+                continue
             if isinstance(value, str):
                 try:
                     value = parse_float(value)
@@ -777,8 +996,18 @@ def _parse_jsonl(lines: list[str], wanted: list[str], required: list[str],
             if not isinstance(value, float):
                 bad[row] = f"the value of {shown(name)} is not a number: {_json_text(value)}"
                 break
+            shape = shapes.get(name, ())
+            if shape:
+                bad[row] = (f"the value of {shown(name)} is a number, the first row's "
+                            f"has shape {_shape_text(shape)}")
+                break
+            values[name] = value
+        if row in bad:
+            continue
+        for name, value in values.items():   # a good row: the first sets each shape
+            shapes.setdefault(name, np.shape(value))
             if name not in columns:
-                columns[name] = np.full(len(lines), np.nan)
+                columns[name] = np.full((len(lines),) + shapes[name], np.nan)
             columns[name][row] = value
     return Points(columns, len(lines), bad)
 
