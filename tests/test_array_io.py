@@ -338,3 +338,293 @@ def test_corpus_points_read_with_the_shapes_of_expected():
         assert not points.bad_rows, case["id"]
         for name in names:
             assert list(points.columns[name].shape[1:]) == case["expected"][0]["shapes"][name]
+
+
+# --- output formats over components, through the CLI with a stand-in array engine -------
+#
+# The array engine is another helper's work; these tests give the CLI a stand-in for its
+# API (arrays.md: values batched (B, *shape) with batch=True, results flat over components
+# plus the outputs' shapes) that computes, by hand-derived formulas, y = W @ x and
+# s = sum(x) for the program text "y = x*W; s = x" (which today's parser reads), and
+# f = sum(x^2) for "f = x". Everything below checks the layout the CLI writes.
+
+from types import SimpleNamespace
+
+import jacli.api
+import jacli.cli
+
+LINEAR = "y = x*W; s = x"      # stands for y = W @ x; s = sum(x)
+SQUARES = "f = x"              # stands for f = sum(x^2)
+
+
+def _stand_in(source, values, kind, wrt=None, seed=None):
+    """value (B, m), jacobian (B, m, n), hessian (B, n, n), jvp/vjp, flat over components."""
+    if source == LINEAR:
+        x, W = values["x"], values["W"]             # (B, 3), (B, 2, 3)
+        B = len(x)
+        y = np.einsum("bij,bj->bi", W, x)
+        value = np.concatenate([y, x.sum(axis=1, keepdims=True)], axis=1)
+        dy_dx, dy_dW = W, np.einsum("ij,bk->bijk", np.eye(2), x).reshape(B, 2, 6)
+        blocks = {"x": np.concatenate([dy_dx, np.ones((B, 1, 3))], axis=1),
+                  "W": np.concatenate([dy_dW, np.zeros((B, 1, 6))], axis=1)}
+        shapes = {"y": (2,), "s": ()}
+    else:
+        x = values["x"]
+        B = len(x)
+        value = (x ** 2).sum(axis=1, keepdims=True)
+        blocks = {"x": 2 * x[:, None, :]}
+        shapes = {"f": ()}
+    wrt = wrt or list(blocks)
+    jacobian = np.concatenate([blocks[name] for name in wrt], axis=2)
+    result = SimpleNamespace(value=value, jacobian=None, hessian=None, jvp=None, vjp=None,
+                             warnings=[], shapes=shapes)
+    if kind in ("jacobian", "hessian"):
+        result.jacobian = jacobian
+    if kind == "hessian":
+        result.hessian = np.broadcast_to(2 * np.eye(x.shape[1]), (B, 3, 3))
+    if kind == "jvp":
+        tangent = np.concatenate([seed.get(n, np.zeros((B,) + values[n].shape[1:])).reshape(B, -1)
+                                  for n in blocks], axis=1)
+        result.jvp = np.einsum("bmn,bn->bm", np.concatenate(list(blocks.values()), axis=2),
+                               tangent)
+    if kind == "vjp":
+        cotangent = np.concatenate([np.reshape(seed.get(o, np.zeros((B,) + shapes[o])), (B, -1))
+                                    for o in shapes], axis=1)
+        result.vjp = np.einsum("bm,bmn->bn", cotangent, jacobian)
+    return result
+
+
+@pytest.fixture
+def stand_in_engine(monkeypatch):
+    calls = []
+
+    def method(kind):
+        def call(self, values, *args, batch=False, **kwargs):
+            assert batch is True
+            calls.append((kind, {n: np.shape(v) for n, v in values.items()}))
+            wrt = kwargs.get("wrt") or (args[0] if args and kind in ("jacobian", "hessian", "vjp")
+                                        and not isinstance(args[0], dict) else None)
+            seed = args[0] if kind in ("jvp", "vjp") else None
+            if kind == "vjp":
+                wrt = args[1] if len(args) > 1 else None
+            return _stand_in(self.source, values, kind, wrt, seed)
+        return call
+
+    for kind in ("eval", "jacobian", "hessian", "jvp", "vjp"):
+        monkeypatch.setattr(jacli.api.Program, kind, method(kind), raising=True)
+    monkeypatch.setattr(jacli.cli, "array_api_available", lambda: True)
+    return calls
+
+
+AT = ["--at", "x=[1,0,-1]", "--at", "W=[[1,2,3],[4,5,6]]"]
+# Hand-derived at x = (1, 0, -1), W = [[1, 2, 3], [4, 5, 6]]: y = W x = (-2, -2), s = 0;
+# dy_i/dx_j = W_ij, dy_i/dW_jk = [i = j] x_k, ds/dx = 1, ds/dW = 0.
+JAC_ROWS = [[1, 2, 3, 1, 0, -1, 0, 0, 0],
+            [4, 5, 6, 0, 0, 0, 1, 0, -1],
+            [1, 1, 1, 0, 0, 0, 0, 0, 0]]
+INPUTS = ["x[0]", "x[1]", "x[2]", "W[0][0]", "W[0][1]", "W[0][2]", "W[1][0]", "W[1][1]",
+          "W[1][2]"]
+
+
+def test_plain_jac_line_is_the_m_by_n_jacobian_row_major(stand_in_engine):
+    code, out, err = invoke_jacli("jac", LINEAR, *AT, "--wrt", "x,W", "--format", "plain")
+    assert (code, err) == (0, "")
+    assert [float(v) for v in out.split()] == [v for row in JAC_ROWS for v in row]
+    assert out.count("\n") == 1
+    # every value was batched, the points first (one point here)
+    assert stand_in_engine == [("jacobian", {"x": (1, 3), "W": (1, 2, 3)})]
+
+
+def test_json_lists_components_nests_at_and_gives_shapes(stand_in_engine):
+    code, out, err = invoke_jacli("jac", LINEAR, *AT, "--wrt", "x,W", "--format", "json")
+    assert code == 0
+    got = json.loads(out)
+    assert list(got) == ["inputs", "outputs", "at", "value", "jacobian", "shapes"]
+    assert got["inputs"] == INPUTS and got["outputs"] == ["y[0]", "y[1]", "s"]
+    assert got["at"] == {"x": [1.0, 0.0, -1.0], "W": [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]}
+    assert got["value"] == [-2.0, -2.0, 0.0] and got["jacobian"] == JAC_ROWS
+    assert got["shapes"] == {"x": [3], "W": [2, 3], "y": [2], "s": []}
+
+
+def test_csv_has_a_column_per_component(stand_in_engine):
+    code, out, err = invoke_jacli("jac", LINEAR, *AT, "--wrt", "x,W", "--format", "csv")
+    header, row = out.splitlines()
+    columns = header.split(",")
+    assert columns[:9] == INPUTS and columns[9:12] == ["y[0]", "y[1]", "s"]
+    assert columns[12:15] == ["dy[0]/dx[0]", "dy[0]/dx[1]", "dy[0]/dx[2]"]
+    assert columns[15] == "dy[0]/dW[0][0]" and columns[-1] == "ds/dW[1][2]"
+    assert len(columns) == 9 + 3 + 27
+    numbers = [float(v) for v in row.split(",")]
+    assert numbers[:9] == [1, 0, -1, 1, 2, 3, 4, 5, 6]
+    assert numbers[12:] == [v for r in JAC_ROWS for v in r]
+
+
+def test_npy_is_flat_and_npz_has_jax_shaped_blocks(stand_in_engine, tmp_path):
+    points = tmp_path / "p.jsonl"
+    points.write_text('{"x": [1, 0, -1], "W": [[1, 2, 3], [4, 5, 6]]}\n'
+                      '{"x": [2, 1, 0], "W": [[1, 0, 0], [0, 1, 0]]}\n')
+    code, _, err = invoke_jacli("jac", LINEAR, "--points", str(points), "--wrt", "x,W",
+                                "-o", str(tmp_path / "J.npy"))
+    assert (code, err) == (0, "")
+    J = np.load(tmp_path / "J.npy")
+    assert J.shape == (2, 3, 9) and J[0].tolist() == JAC_ROWS
+    code, _, err = invoke_jacli("jac", LINEAR, "--points", str(points), "--wrt", "x,W",
+                                "-o", str(tmp_path / "J.npz"))
+    with np.load(tmp_path / "J.npz") as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    assert arrays["jacobian"].shape == (2, 3, 9)
+    assert arrays["inputs"].tolist() == INPUTS
+    assert arrays["value/y"].shape == (2, 2) and arrays["value/s"].shape == (2,)
+    assert arrays["value/y"][1].tolist() == [2.0, 1.0]
+    # jax.jacobian's layout: (B, *out_shape, *in_shape)
+    assert arrays["jacobian/y/x"].shape == (2, 2, 3)
+    assert arrays["jacobian/y/x"][1].tolist() == [[1, 0, 0], [0, 1, 0]]       # = W
+    assert arrays["jacobian/y/W"].shape == (2, 2, 2, 3)
+    x1 = np.array([2.0, 1, 0])
+    assert np.array_equal(arrays["jacobian/y/W"][1],
+                          np.einsum("ij,k->ijk", np.eye(2), x1))            # [i=j] x_k
+    assert arrays["jacobian/s/x"].shape == (2, 3) and arrays["jacobian/s/W"].shape == (2, 2, 3)
+    assert arrays["jacobian/s/x"].tolist() == [[1, 1, 1]] * 2
+
+
+def test_grad_and_hess_blocks_and_headers(stand_in_engine, tmp_path):
+    code, out, err = invoke_jacli("hess", SQUARES, "--at", "x=[1,2,3]", "--format", "csv")
+    assert code == 0
+    header, row = out.splitlines()
+    assert header.split(",")[:4] == ["x[0]", "x[1]", "x[2]", "f"]
+    assert "d2f/dx[0]dx[2]" in header and "df/dx[1]" in header
+    assert [float(v) for v in row.split(",")][3:7] == [14, 2, 4, 6]
+    code, _, _ = invoke_jacli("hess", SQUARES, "--at", "x=[1,2,3]", "-o", str(tmp_path / "h.npz"))
+    with np.load(tmp_path / "h.npz") as npz:
+        assert npz["gradient/x"].tolist() == [[2, 4, 6]]
+        assert npz["hessian/x/x"].tolist() == [np.diag([2.0, 2, 2]).tolist()]
+        assert npz["value/f"].tolist() == [14.0]
+    code, out, _ = invoke_jacli("grad", SQUARES, "--at", "x=[1,2,3]", "--format", "json")
+    got = json.loads(out)
+    assert got["value"] == 14.0 and got["gradient"] == [2.0, 4.0, 6.0]
+    assert got["shapes"] == {"x": [3], "f": []}
+
+
+def test_array_seeds_are_batched_like_values(stand_in_engine):
+    code, out, err = invoke_jacli("jvp", LINEAR, *AT, "--tangent", "x=[1,0,0]",
+                                  "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["jvp"] == [1.0, 4.0, 1.0]   # the first column: W[:, 0], then 1
+    code, out, err = invoke_jacli("vjp", LINEAR, *AT, "--cotangent", "y=[1,0]",
+                                  "--wrt", "x", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["vjp"] == [1.0, 2.0, 3.0]   # the first row of W
+
+
+def test_a_row_of_another_shape_is_a_bad_row_and_nothing_else_is_lost(stand_in_engine,
+                                                                      tmp_path):
+    points = tmp_path / "p.jsonl"
+    points.write_text('{"x": [1, 2, 3]}\n{"x": [1, 2]}\n{"x": [0, 0, 1]}\n')
+    code, out, err = invoke_jacli("grad", SQUARES, "--points", str(points), "--format", "json")
+    assert code == 1
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines[0]["gradient"] == [2.0, 4.0, 6.0] and lines[2]["gradient"] == [0.0, 0.0, 2.0]
+    assert lines[1] == {"row": 2, "error": "the value of 'x' has shape (2,), the first "
+                                          "row's (3,)"}
+    assert err == ("jacli: row 2: the value of 'x' has shape (2,), the first row's (3,)\n"
+                   "jacli: 1 of 3 rows failed; 2 evaluated\n")
+    code, out, err = invoke_jacli("grad", SQUARES, "--points", str(points), "--format", "plain")
+    assert out.splitlines() == ["2.0 4.0 6.0", "nan nan nan", "0.0 0.0 2.0"]
+
+
+def test_shared_at_arrays_reach_every_point_and_csv_components_are_read(stand_in_engine,
+                                                                        tmp_path):
+    points = tmp_path / "p.csv"
+    points.write_text("x[2],x[0],x[1]\n-1,1,0\n0,2,1\n")
+    code, out, err = invoke_jacli("eval", LINEAR, "--points", str(points),
+                                  "--at", "W=[[1,2,3],[4,5,6]]", "--format", "json")
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["value"] for r in rows] == [[-2.0, -2.0, 0.0], [4.0, 13.0, 3.0]]
+    assert rows[1]["at"] == {"x": [2.0, 1.0, 0.0], "W": [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]}
+    assert stand_in_engine == [("eval", {"x": (2, 3), "W": (2, 2, 3)})]
+
+
+def test_npy_points_take_their_shapes_from_the_shape_option(stand_in_engine, tmp_path):
+    path = tmp_path / "p.npy"
+    np.save(path, np.array([[1.0, 2, 3], [0, 0, 1]]))
+    code, out, err = invoke_jacli("grad", SQUARES, "--points", str(path), "--shape", "x=3")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == ["2.0 4.0 6.0", "0.0 0.0 2.0"]
+
+
+# --- without the array engine --------------------------------------------------------------
+
+@pytest.mark.parametrize("args, origin", [
+    (["eval", "x", "--at", "x=[1,2]"], "--at"),
+    (["tape", "x", "--at", "x=[1,2]"], "--at"),
+    (["diff", "x^2", "--shape", "x=3"], "--shape"),
+])
+def test_arrays_without_the_array_engine_are_one_clear_error(monkeypatch, args, origin):
+    monkeypatch.setattr(jacli.cli, "array_api_available", lambda: False)
+    code, out, err = invoke_jacli(*args)
+    assert (code, out) == (2, "")
+    assert err == (f"jacli: error: {origin}: array values need jacli's array engine, which "
+                   "this version lacks: give every variable a number\n")
+
+
+def test_shape_option_must_name_a_variable_and_agree_with_at():
+    code, _, err = invoke_jacli("eval", "x", "--shape", "y=3")
+    assert code == 2 and err == ("jacli: error: --shape: 'y' is not a variable of the "
+                                 "program (its variables: x)\n")
+    code, _, err = invoke_jacli("eval", "x", "--at", "x=[1,2]", "--shape", "x=3")
+    assert code == 2 and err == ("jacli: error: --shape: --shape gives 'x' the shape (3,), "
+                                 "and --at a value of shape (2,)\n")
+
+
+# --- the writers on scalars and on the corpus's layout -----------------------------------
+
+from jacli.formats import Report, Shapes, write_json  # noqa: E402
+
+
+def _json_of(report: Report) -> list[dict]:
+    out = io.StringIO()
+    write_json(report, out)
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_scalar_shapes_write_exactly_what_no_shapes_write():
+    at = np.array([[1.0, 2.0]])
+    base = Report("jac", ["x", "y"], ["f"], ["x", "y"], at, np.array([[3.0]]),
+                  np.array([[[1.0, 2.0]]]), {}, None, None, None, 0)
+    scalar = base._replace(shapes=Shapes.of({"x": (), "y": ()}, ["x", "y"], {"f": ()}))
+    for write in (write_json,):
+        a, b = io.StringIO(), io.StringIO()
+        write(base, a)
+        write(scalar, b)
+        assert a.getvalue() == b.getvalue() and "shapes" not in a.getvalue()
+
+
+def test_json_layout_matches_the_corpus_expected_objects():
+    """Reports built from the corpus's own points and expected numbers write JSON whose
+    keys, `at` (the points as given) and `shapes` are the corpus's."""
+    for line in CORPUS.read_text().splitlines():
+        case = json.loads(line)
+        point, expected = case["points"][0], case["expected"][0]
+        shapes = {name: tuple(dims) for name, dims in expected["shapes"].items()}
+        variables = {name: shapes[name] for name in point}
+        outputs = {name: dims for name, dims in shapes.items() if name not in point}
+        report_shapes = Shapes.of(variables, case["wrt"], outputs)
+        names, inputs, outs = report_shapes.names()
+        at = np.concatenate([np.ravel(point[n]) for n in variables])[None]
+        value = np.reshape(expected["value"], (1, -1))
+        command = case["command"]
+        jacobian = hessian = None
+        if command == "jac":
+            jacobian = np.array(expected["jacobian"])[None]
+        if command in ("grad", "hess"):
+            jacobian = np.array(expected["gradient"])[None, None]
+        if command == "hess":
+            hessian = np.array(expected["hessian"])[None]
+        report = Report(command, inputs, outs, names, at, value, jacobian, {}, hessian,
+                        None, None, 0, report_shapes)
+        got = _json_of(report)[0]
+        assert set(got) == {"inputs", "outputs", "at"} | set(expected), case["id"]
+        assert got["at"] == {n: (np.array(v, dtype=float).tolist()) for n, v in point.items()}
+        assert got["shapes"] == expected["shapes"], case["id"]
+        assert len(got["outputs"]) == len(np.ravel(expected["value"]))
