@@ -34,14 +34,13 @@ try:
 
     from . import __version__
     from .api import CHUNK, Program
-    from .components import all_component_names, flatten, shape_text
     from .check import DEFAULT_ATOL, DEFAULT_RTOL
     from .errors import JacliError, shorten
     from .prims import CONSTANTS, FUNCTIONS
     from .formats import TEXT_WRITERS, Report, Shapes, save_npy, save_npz
     from .output import (StdoutClosed, WriteError, clean_up_on_signals, descriptor_named,
                          guard_standard_streams, target)
-    from .points import Points, PointsReader, parse_at, parse_shapes
+    from .points import Points, PointsReader, parse_at
 finally:
     if _collecting:
         gc.enable()
@@ -281,7 +280,10 @@ class _Job:
         if not self.inputs and (command in _DIFFERENTIATING or options.get("explain")):
             _nothing_to_differentiate(self.program, self.outputs)
         self.at = parse_at(options.get("at") or [])
-        self.shapes = parse_shapes(options.get("shape") or [])
+        self.shapes = {}
+        if options.get("shape"):
+            from .components import parse_shapes
+            self.shapes = parse_shapes(options["shape"])
         _check_shapes(self.shapes, self.at, self.program)
         unused = self.program.unused(self.at)
         for name in unused:
@@ -306,6 +308,8 @@ class _Job:
             fmt = options.get("points_format")
             required = [v for v in self.program.needed_variables(self.outputs)
                         if v not in self.at]
+            from .components import all_component_names
+
             npy_columns = all_component_names(self.shapes, [v for v in self.inputs
                                                             if v not in self.at])
             self.reader = PointsReader(path, fmt.value if fmt else None, self.program.variables,
@@ -373,6 +377,8 @@ class _Job:
         variables = [v for v in self.program.variables if v in values or v in needed]
         good = count if mask is None else int(mask.sum())
         if self.has_arrays(values):   # a column per component
+            from .components import all_component_names, flatten
+
             shapes = self.variable_shapes(values)
             at = flatten({v: values.get(v, np.full((good,) + shapes[v], np.nan))
                           for v in variables}, variables, good)
@@ -501,6 +507,7 @@ def _check_shapes(shapes: dict, at: dict, program: Program) -> None:
                              f"variables: {shorten(', '.join(program.variables), 200) or 'none'})",
                              origin="--shape")
         if name in at and np.shape(at[name]) != shape:
+            from .components import shape_text
             raise JacliError(f"--shape gives '{name}' the shape {shape_text(shape)}, and "
                              f"--at a value of shape {shape_text(np.shape(at[name]))}",
                              origin="--shape")

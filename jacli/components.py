@@ -15,6 +15,9 @@ from typing import Callable, Iterable, Mapping, NamedTuple
 
 import numpy as np
 
+from .errors import JacliError
+from .points import BLANKS, _json_int, _json_number, _json_text, _top_level_parts, shown
+
 Shape = tuple[int, ...]
 
 #: A column name: a variable name, then one `[i]` per axis.
@@ -202,3 +205,145 @@ def nested_array(value, leaf: Callable[[object], float]) -> np.ndarray:
                              f"{shape[depth]} (shape {shape_text(shape)})")
         stack.extend((element, depth + 1) for element in reversed(item))
     return np.array(flat, dtype=float).reshape(shape)
+
+
+def array_from_text(text: str, start: int, end: int, element: Callable[[int, int], float],
+                    fail: Callable[..., Exception]) -> np.ndarray:
+    """The nested bracketed lists `text[start:end]` (`[[1, 2], [3, pi]]`) as an array.
+    `element(first, stop)` gives the number that `text[first:stop]` says (or raises);
+    `fail(message, span, hint=None)` makes the error to raise, the span in `text`. The
+    lists must be of one shape (not ragged), none empty. A loop with a stack: no
+    recursion, however deep."""
+    blanks = " \t"
+    # The open lists, innermost last: (offset of its '[', [(element shape, span)]).
+    lists: list[tuple[int, list]] = []
+    flat: list[float] = []
+    shape = None
+    expect_value, i = True, start
+    while i < end:
+        char = text[i]
+        if char in blanks:
+            i += 1
+            continue
+        if shape is not None:
+            raise fail(f"is not a number or a list of numbers: "
+                       f"{text[i:end].strip(blanks)!r} follows its closing ']'", (i, end))
+        if expect_value and char == "[":
+            if len(lists) == MAX_RANK:
+                raise fail(f"is nested deeper than {MAX_RANK} lists (NumPy's limit)",
+                           (i, i + 1))
+            lists.append((i, []))
+        elif expect_value and char in ",]":
+            if char == "]" and not lists[-1][1]:
+                raise fail("has an empty list", (lists[-1][0], i + 1))
+            raise fail("has an empty element", (i, i + 1))
+        elif expect_value:   # a number or constant expression, up to ',' ']' or '['
+            j, depth = i, 0
+            while j < end and (depth or text[j] not in ",[]"):
+                depth = max(0, depth + {"(": 1, ")": -1}.get(text[j], 0))
+                j += 1
+            if j < end and text[j] == "[":
+                raise fail("is missing a comma before '['", (j, j + 1))
+            stop = i + len(text[i:j].rstrip(blanks))
+            flat.append(element(i, stop))
+            lists[-1][1].append(((), (i, stop)))
+            expect_value, i = False, j
+            continue
+        elif char == ",":
+            expect_value = True
+        elif char == "]":
+            opened, elements = lists.pop()
+            first = elements[0][0]
+            for other, span in elements[1:]:
+                if other != first:
+                    raise fail(f"is ragged: this element has shape {shape_text(other)}, "
+                               f"the first element {shape_text(first)}", span)
+            if lists:
+                lists[-1][1].append(((len(elements),) + first, (opened, i + 1)))
+            else:
+                shape = (len(elements),) + first
+        else:
+            raise fail("is missing a comma", (i, i + 1))
+        i += 1
+    if shape is None:
+        where = (lists[-1][0], lists[-1][0] + 1) if lists else (start, end)
+        raise fail("has an unclosed '['", where)
+    return np.array(flat, dtype=float).reshape(shape)
+
+
+# --- values and shapes from the command line ----------------------------------------------
+
+def read_values_file(path: str, origin: str = "--at") -> dict[str, float | np.ndarray]:
+    """The assignments of `--at @FILE`: a JSON file holding one object whose values are
+    numbers (or "nan", "inf", "-inf") or nested lists of them. Every error names the file."""
+    import json
+
+    if not path:
+        raise JacliError("'@' names no file: write --at @params.json", origin=origin)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(VALUES_FILE_LIMIT + 1)
+    except OSError as error:
+        raise JacliError(f"cannot read {path}: {error.strerror}", origin=origin) from None
+    if len(data) > VALUES_FILE_LIMIT:
+        raise JacliError(f"{path} is longer than {VALUES_FILE_LIMIT:,} bytes", origin=origin)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise JacliError(f"{path} is not UTF-8 text (byte {error.start + 1} is "
+                         f"{data[error.start]:#04x})", origin=origin) from None
+    try:
+        record = json.loads(text, parse_int=_json_int)
+    except json.JSONDecodeError as error:
+        raise JacliError(f"not JSON: {error.msg}", (error.pos, error.pos + 1), text,
+                         path) from None
+    except RecursionError:
+        raise JacliError(f"{path} is nested too deeply to be read as JSON",
+                         origin=origin) from None
+    if not isinstance(record, dict):
+        raise JacliError(f"{path} must hold one JSON object, as "
+                         '{"W": [[1, 2], [3, 4]], "b": 0.5}, not ' + _json_text(record),
+                         origin=origin)
+    values: dict[str, float | np.ndarray] = {}
+    for name, value in record.items():
+        if not (name.isidentifier() and name.isascii()):
+            raise JacliError(f"{path}: {shown(name)} is not a variable name", origin=origin)
+        try:
+            array = nested_array(value, _json_number)
+        except ValueError as error:
+            raise JacliError(f"{path}: the value of {shown(name)} {error}",
+                             origin=origin) from None
+        values[name] = float(array) if array.ndim == 0 else array
+    return values
+
+
+#: The largest `--at @FILE`: 256 MiB.
+VALUES_FILE_LIMIT = 1 << 28
+
+
+def parse_shapes(items: list[str], origin: str = "--shape") -> dict[str, tuple[int, ...]]:
+    """`["x=3,W=2x3"]` -> {"x": (3,), "W": (2, 3)}: the shapes of variables that no value
+    gives (a variable not named is a scalar)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for item in items:
+        for part, offset in _top_level_parts(item):
+            span = (offset, offset + len(part))
+            name, eq, text = part.partition("=")
+            name = name.strip()
+            if not eq or not name:
+                raise JacliError(f"expected name=shape (x=3, W=2x3), got {part.strip()!r}",
+                                 span, item, origin)
+            if not (name.isidentifier() and name.isascii()):
+                raise JacliError(f"{name!r} is not a variable name", span, item, origin)
+            if name in shapes:
+                raise JacliError(f"'{name}' is given twice", span, item, origin)
+            dims = text.strip(BLANKS).split("x")
+            if not all(re.fullmatch(r"[0-9]+", d.strip(BLANKS)) for d in dims):
+                raise JacliError(f"the shape of '{name}' is not sizes joined by 'x': "
+                                 f"{text.strip()!r}", span, item, origin,
+                                 hint="e.g. x=3 for a vector, W=2x3 for a matrix")
+            shape = tuple(int(d) for d in dims)
+            if 0 in shape:
+                raise JacliError(f"the shape of '{name}' has a size 0", span, item, origin)
+            shapes[name] = shape
+    return shapes

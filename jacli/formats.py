@@ -12,7 +12,6 @@ from typing import NamedTuple, TextIO
 
 import numpy as np
 
-from .components import component_names, hessian_names, jacobian_names, size
 
 
 class Shapes(NamedTuple):
@@ -34,6 +33,8 @@ class Shapes(NamedTuple):
 
     def names(self) -> tuple[list[str], list[str], list[str]]:
         """The component names of the variables, inputs and outputs."""
+        from .components import component_names
+
         return tuple([c for name, shape in part.items() for c in component_names(name, shape)]
                      for part in self)
 
@@ -98,6 +99,8 @@ class Report(NamedTuple):
         """Column names of a field: CSV's `df/dx`, or with d="∂", d2="∂²" for people."""
         if key == "value":
             return list(self.outputs)
+        from .components import hessian_names, jacobian_names
+
         if key in ("gradient", "jacobian"):
             return jacobian_names(self.outputs, self.inputs, d)
         if key == "hessian":
@@ -166,6 +169,8 @@ def write_json(report: Report, out: TextIO, header: bool = True) -> None:
 
 def _nest(flat: list[float], shapes: dict[str, tuple[int, ...]]) -> list:
     """One row's components as each variable's value: a number or nested lists."""
+    from .components import size
+
     values, start = [], 0
     for shape in shapes.values():
         k = size(shape)
@@ -205,6 +210,8 @@ def blocks(report: Report) -> dict[str, np.ndarray]:
     """The results as arrays in the shapes JAX gives (points first): `value/y`
     (B, *y), `jacobian/y/x` (B, *y, *x), `gradient/x` (B, *x), `hessian/x/w`
     (B, *x, *w), `jvp/y` (B, *y), `vjp/x` (B, *x)."""
+    from .components import size
+
     B, shapes = report.count, report.shapes
     outputs, inputs = list(shapes.outputs.items()), list(shapes.inputs.items())
 

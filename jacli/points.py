@@ -19,9 +19,6 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from .components import (ColumnError, group_columns, group_table, nested_array,
-                         split_component)
-from .components import shape_text as _shape_text
 from .errors import JacliError, shorten
 
 #: Rows per chunk of a points file; a chunk also ends once its lines hold CHUNK_BYTES.
@@ -111,6 +108,8 @@ def parse_at(items: list[str], origin: str = "--at") -> dict[str, float | np.nda
     for item in items:
         if item.strip(BLANKS).startswith("@"):
             path = item.strip(BLANKS)[1:]
+            from .components import read_values_file
+
             for name, value in read_values_file(path, origin).items():
                 if name in values:
                     raise JacliError(f"'{name}' is given twice ({path} gives it, and "
@@ -162,118 +161,19 @@ def _top_level_parts(item: str) -> Iterator[tuple[str, int]]:
 def _array_value(name: str, text: str, item: str, start: int, origin: str) -> np.ndarray:
     """`[[1, 2], [3, pi]]` (text at offset `start` of `item`) as an array. Each element is
     a number or a constant expression; the lists must be of one shape (not ragged)."""
-    from .components import shape_text
+    from .components import array_from_text
 
     def fail(message: str, where: tuple[int, int], hint: str | None = None) -> JacliError:
         return JacliError(f"the value of '{name}' {message}", where, item, origin, hint=hint)
 
-    end = start + len(text)
-    # The open lists, innermost last: (offset of its '[', [(element shape, span)]).
-    lists: list[tuple[int, list]] = []
-    flat: list[float] = []
-    shape = None
-    expect_value, i = True, start
-    while i < end:
-        char = item[i]
-        if char in BLANKS:
-            i += 1
-            continue
-        if shape is not None:
-            raise fail(f"is not a number or a list of numbers: "
-                       f"{item[i:end].strip(BLANKS)!r} follows its closing ']'", (i, end))
-        if expect_value and char == "[":
-            lists.append((i, []))
-        elif expect_value and char in ",]":
-            if char == "]" and not lists[-1][1]:
-                raise fail("has an empty list", (lists[-1][0], i + 1))
-            raise fail("has an empty element", (i, i + 1))
-        elif expect_value:   # a number or constant expression, up to ',' ']' or '['
-            j, depth = i, 0
-            while j < end and (depth or item[j] not in ",[]"):
-                depth = max(0, depth + {"(": 1, ")": -1}.get(item[j], 0))
-                j += 1
-            if j < end and item[j] == "[":
-                raise fail("is missing a comma before '['", (j, j + 1))
-            stop = i + len(item[i:j].rstrip(BLANKS))
-            pieces = item[i:stop].split()
-            if len(pieces) > 1 and all(map(_is_number, pieces)):
-                raise fail("has elements without a comma between them", (i, stop),
-                           hint="separate the elements with commas: "
-                                f"[{', '.join(pieces)}]")
-            flat.append(_at_value(name, item[i:j], item, i, (i, stop), origin))
-            lists[-1][1].append(((), (i, stop)))
-            expect_value, i = False, j
-            continue
-        elif char == ",":
-            expect_value = True
-        elif char == "]":
-            opened, elements = lists.pop()
-            first = elements[0][0]
-            for other, span in elements[1:]:
-                if other != first:
-                    raise fail(f"is ragged: this element has shape {shape_text(other)}, "
-                               f"the first element {shape_text(first)}", span)
-            if lists:
-                lists[-1][1].append(((len(elements),) + first, (opened, i + 1)))
-            else:
-                shape = (len(elements),) + first
-        else:
-            raise fail("is missing a comma", (i, i + 1))
-        i += 1
-    if shape is None:
-        where = (lists[-1][0], lists[-1][0] + 1) if lists else (start, end)
-        raise fail("has an unclosed '['", where)
-    return np.array(flat, dtype=float).reshape(shape)
+    def element(first: int, stop: int) -> float:
+        pieces = item[first:stop].split()
+        if len(pieces) > 1 and all(map(_is_number, pieces)):
+            raise fail("has elements without a comma between them", (first, stop),
+                       hint=f"separate the elements with commas: [{', '.join(pieces)}]")
+        return _at_value(name, item[first:stop], item, first, (first, stop), origin)
 
-
-def read_values_file(path: str, origin: str = "--at") -> dict[str, float | np.ndarray]:
-    """The assignments of `--at @FILE`: a JSON file holding one object whose values are
-    numbers (or "nan", "inf", "-inf") or nested lists of them. Every error names the file."""
-    import json
-
-    from .components import nested_array
-
-    if not path:
-        raise JacliError("'@' names no file: write --at @params.json", origin=origin)
-    try:
-        with open(path, "rb") as f:
-            data = f.read(VALUES_FILE_LIMIT + 1)
-    except OSError as error:
-        raise JacliError(f"cannot read {path}: {error.strerror}", origin=origin) from None
-    if len(data) > VALUES_FILE_LIMIT:
-        raise JacliError(f"{path} is longer than {VALUES_FILE_LIMIT:,} bytes", origin=origin)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise JacliError(f"{path} is not UTF-8 text (byte {error.start + 1} is "
-                         f"{data[error.start]:#04x})", origin=origin) from None
-    try:
-        record = json.loads(text, parse_int=_json_int)
-    except json.JSONDecodeError as error:
-        raise JacliError(f"not JSON: {error.msg}", (error.pos, error.pos + 1), text,
-                         path) from None
-    except RecursionError:
-        raise JacliError(f"{path} is nested too deeply to be read as JSON",
-                         origin=origin) from None
-    if not isinstance(record, dict):
-        raise JacliError(f"{path} must hold one JSON object, as "
-                         '{"W": [[1, 2], [3, 4]], "b": 0.5}, not ' + _json_text(record),
-                         origin=origin)
-    values: dict[str, float | np.ndarray] = {}
-    for name, value in record.items():
-        if not (name.isidentifier() and name.isascii()):
-            raise JacliError(f"{path}: {shown(name)} is not a variable name", origin=origin)
-        try:
-            array = nested_array(value, _json_number)
-        except ValueError as error:
-            raise JacliError(f"{path}: the value of {shown(name)} {error}",
-                             origin=origin) from None
-        values[name] = float(array) if array.ndim == 0 else array
-    return values
-
-
-#: The largest `--at @FILE`: 256 MiB.
-VALUES_FILE_LIMIT = 1 << 28
+    return array_from_text(item, start, start + len(text), element, fail)
 
 
 def _json_number(value) -> float:
@@ -289,34 +189,6 @@ def _json_number(value) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     raise ValueError(f"is not a number: {_json_text(value)}")
-
-
-def parse_shapes(items: list[str], origin: str = "--shape") -> dict[str, tuple[int, ...]]:
-    """`["x=3,W=2x3"]` -> {"x": (3,), "W": (2, 3)}: the shapes of variables that no value
-    gives (a variable not named is a scalar)."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for item in items:
-        for part, offset in _top_level_parts(item):
-            span = (offset, offset + len(part))
-            name, eq, text = part.partition("=")
-            name = name.strip()
-            if not eq or not name:
-                raise JacliError(f"expected name=shape (x=3, W=2x3), got {part.strip()!r}",
-                                 span, item, origin)
-            if not (name.isidentifier() and name.isascii()):
-                raise JacliError(f"{name!r} is not a variable name", span, item, origin)
-            if name in shapes:
-                raise JacliError(f"'{name}' is given twice", span, item, origin)
-            dims = text.strip(BLANKS).split("x")
-            if not all(re.fullmatch(r"[0-9]+", d.strip(BLANKS)) for d in dims):
-                raise JacliError(f"the shape of '{name}' is not sizes joined by 'x': "
-                                 f"{text.strip()!r}", span, item, origin,
-                                 hint="e.g. x=3 for a vector, W=2x3 for a matrix")
-            shape = tuple(int(d) for d in dims)
-            if 0 in shape:
-                raise JacliError(f"the shape of '{name}' has a size 0", span, item, origin)
-            shapes[name] = shape
-    return shapes
 
 
 def _at_value(name: str, text: str, item: str, start: int, span: tuple[int, int],
@@ -552,6 +424,8 @@ class PointsReader:
                 raise JacliError(f"no value for {', '.join(shown(m) for m in missing[:5])}: "
                                  f"--columns names {', '.join(columns)}",
                                  origin="--columns")
+            from .components import ColumnError, group_columns
+
             self.npy = _NpyStream(self.binary, self.columns, self.origin)
             try:
                 self.groups = group_columns(self.columns, self.wanted)
@@ -624,6 +498,8 @@ class PointsReader:
                          f"numbers ({shorten(numbers, 200)})", origin="--points", hint=hint)
 
     def _use_header(self, header: list[str]) -> None:
+        from .components import ColumnError, group_columns
+
         self.header = header
         try:
             self.groups = group_columns(header, self.wanted)
@@ -656,6 +532,8 @@ class PointsReader:
             return
         try:
             if self.format == "npy":
+                from .components import group_table
+
                 for points in self.npy.chunks(rows):
                     table = np.column_stack([points.columns[name] for name in self.columns]) \
                         if self.columns else np.empty((points.count, 0))
@@ -697,6 +575,8 @@ class PointsReader:
             yield self._parse(block, first)
 
     def _parse(self, lines: list[str], first_row: int) -> Points:
+        from .components import group_table
+
         bad_lines = {row: str(line) for row, line in enumerate(lines)
                      if isinstance(line, _BadLine)}
         if bad_lines:  # (the NUL spoils the row for both readers; its message is kept)
@@ -738,6 +618,8 @@ def _as_csv(fields: list[str]) -> str:
 def _check_columns(columns: list[str]) -> None:
     if not columns:
         raise JacliError("no column named: give --columns x,y,...", origin="--columns")
+    from .components import split_component
+
     for name in columns:
         if split_component(name) is None:
             raise JacliError(f"{name!r} is not a variable name", origin="--columns")
@@ -750,6 +632,8 @@ def _load_npz(source, wanted: list[str], required: list[str], origin: str,
     """The arrays (B, *shape) of an .npz (one per variable, first axis the points) that
     the program uses, and B. An array (B, 1) is a scalar's unless --shape says (1,)."""
     import zipfile
+
+    from .components import shape_text as _shape_text
 
     try:
         with np.load(source, allow_pickle=False) as archive:
@@ -939,6 +823,9 @@ def _parse_jsonl(lines: list[str], wanted: list[str], required: list[str],
     """JSON Lines rows as arrays. `shapes` holds the shape each variable must have (from
     --shape, or its first row, added here): a row whose value has another is bad."""
     import json
+
+    from .components import nested_array
+    from .components import shape_text as _shape_text
 
     shapes = {} if shapes is None else shapes
     columns: dict[str, np.ndarray] = {}

@@ -16,9 +16,10 @@ import pytest
 
 from conftest import invoke_jacli
 from jacli.components import (ColumnError, component_names, flatten, group_columns,
-                              hessian_names, jacobian_names, nested_array, unflatten)
+                              hessian_names, jacobian_names, nested_array, parse_shapes,
+                              unflatten)
 from jacli.errors import JacliError
-from jacli.points import PointsReader, parse_at, parse_shapes, read_values_file
+from jacli.points import PointsReader, parse_at
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "arrays.jsonl"
 if not CORPUS.exists():
