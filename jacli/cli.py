@@ -255,6 +255,8 @@ def _nothing_to_differentiate(program: Program, outputs: list[str]) -> None:
 
 #: The numbers that one chunk's results may hold (8 MiB of them: 64 MB).
 RESULT_FLOATS = 1 << 23
+#: Rows of the first chunk of array points, whose results tell the outputs' sizes.
+FIRST_ROWS = 16
 
 
 class _Job:
@@ -266,6 +268,8 @@ class _Job:
             raise JacliError("-f - and --points - cannot both read standard input",
                              origin="command line")
         self.source = _read_program(options["program"], options["file"])
+        #: The outputs' components (m), once a run of arrays has told them.
+        self.output_components: int | None = None
         self.program = Program(self.source)
         self.outputs = self.program.select_outputs(_names(options["out"]))
         if command in ("grad", "hess") and len(self.outputs) != 1:
@@ -322,12 +326,36 @@ class _Job:
         if self.reader is None:
             yield None
             return
-        m, n = len(self.outputs), len(self.inputs)
+        rows = self._rows(len(self.outputs), len(self.inputs))
+        for points in self.reader.chunks():
+            if not self.has_arrays(points.columns) and not self.given_arrays():
+                yield from points.split(rows)
+                continue
+            # m and n count components: n from the values' shapes; m from the outputs'
+            # shapes, which the first few rows' results tell.
+            while True:   # (an empty chunk too: a CSV header is written for it)
+                n = sum(int(np.prod(self._shape_of(name, points))) for name in self.inputs)
+                m = self.output_components
+                size = self._rows(m or len(self.outputs), n)
+                if m is None:
+                    size = min(size, FIRST_ROWS)
+                head, points = points.cut(size)
+                yield head
+                if not points.count:
+                    break
+
+    def _rows(self, m: int, n: int) -> int:
+        """Rows per chunk for m outputs and n inputs (components)."""
         width = 1 + m + {"jac": m * n, "grad": n, "hess": n + n * n, "vjp": n,
                          "jvp": m, "check": 8 * m * n}.get(self.command, 0)
-        rows = max(1, RESULT_FLOATS // width)
-        for points in self.reader.chunks():
-            yield from points.split(rows)
+        return max(1, RESULT_FLOATS // width)
+
+    def _shape_of(self, name: str, points: Points) -> tuple[int, ...]:
+        if name in points.columns:
+            return points.columns[name].shape[1:]
+        if name in self.at:
+            return np.shape(self.at[name])
+        return tuple(self.shapes.get(name, ()))
 
     def bindings(self, points: Points | None) -> tuple[dict[str, np.ndarray],
                                                       np.ndarray | None, int]:
@@ -442,6 +470,7 @@ class _Job:
         output_shapes = {o: tuple(result.shapes[o]) for o in self.outputs}
         report_shapes = Shapes.of(shapes, self.inputs, output_shapes)
         _, inputs, outputs = report_shapes.names()
+        self.output_components = len(outputs)
         m, n = len(outputs), len(inputs)
         sizes = {"value": (m,), "jacobian": (m, n), "hessian": (n, n), "jvp": (m,),
                  "vjp": (n,)}

@@ -58,6 +58,16 @@ class Points(NamedTuple):
                                         in self.bad_rows.items() if start <= row < stop},
                          self.first_row + start)
 
+    def cut(self, rows: int) -> tuple["Points", "Points"]:
+        """The first `rows` of these points, and the rest."""
+        pieces = []
+        for start, stop in ((0, min(rows, self.count)), (min(rows, self.count), self.count)):
+            pieces.append(Points({name: c[start:stop] for name, c in self.columns.items()},
+                                 stop - start, {row - start: message for row, message
+                                                in self.bad_rows.items() if start <= row < stop},
+                                 self.first_row + start))
+        return pieces[0], pieces[1]
+
     @staticmethod
     def concat(chunks: list["Points"]) -> "Points":
         names = {name for chunk in chunks for name in chunk.columns}

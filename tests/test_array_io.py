@@ -629,3 +629,26 @@ def test_json_layout_matches_the_corpus_expected_objects():
         assert got["at"] == {n: (np.array(v, dtype=float).tolist()) for n, v in point.items()}
         assert got["shapes"] == expected["shapes"], case["id"]
         assert len(got["outputs"]) == len(np.ravel(expected["value"]))
+
+
+def test_array_chunks_are_sized_by_components(stand_in_engine, tmp_path, monkeypatch):
+    # grad of f(x), x with 10 components: a row holds 1 + 1 + 10 numbers, so at most
+    # 1000 numbers per chunk is 83 rows; the first chunk (16 rows) tells m.
+    monkeypatch.setattr(jacli.cli, "RESULT_FLOATS", 1000)
+    path = tmp_path / "p.jsonl"
+    rows = [list(np.arange(10.0) + k) for k in range(200)]
+    path.write_text("".join(json.dumps({"x": r}) + "\n" for r in rows))
+    code, out, err = invoke_jacli("grad", SQUARES, "--points", str(path))
+    assert (code, err) == (0, "")
+    assert [shapes["x"][0] for _, shapes in stand_in_engine] == [16, 83, 83, 18]
+    got = [[float(v) for v in line.split()] for line in out.splitlines()]
+    assert got == [[2 * v for v in r] for r in rows]
+
+
+def test_an_empty_array_points_file_writes_the_csv_header(stand_in_engine, tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("x[0],x[1]\n")
+    code, out, err = invoke_jacli("grad", SQUARES, "--points", str(path), "--shape", "x=2",
+                                  "--format", "csv")
+    assert (code, err) == (0, "")
+    assert out == "x[0],x[1],f,df/dx[0],df/dx[1]\n"
