@@ -428,19 +428,19 @@ class PointsReader:
                                                 self.origin, self.shapes)
             return
         if self.format == "npy":   # read a chunk at a time, from a file or a pipe
+            from .components import ColumnError, group_columns
+
             self.columns = columns if columns is not None else self.npy_columns
-            missing = [name for name in self.required if name not in self.columns]
+            try:   # the columns are components: x, or x[0], x[1], ...
+                self.groups = group_columns(self.columns, self.wanted)
+            except ColumnError as error:
+                raise JacliError(f"--columns {error}", origin="--columns") from None
+            missing = [name for name in self.required if name not in self.groups]
             if columns is not None and missing:
                 raise JacliError(f"no value for {', '.join(shown(m) for m in missing[:5])}: "
                                  f"--columns names {', '.join(columns)}",
                                  origin="--columns")
-            from .components import ColumnError, group_columns
-
             self.npy = _NpyStream(self.binary, self.columns, self.origin)
-            try:
-                self.groups = group_columns(self.columns, self.wanted)
-            except ColumnError as error:
-                raise JacliError(f"--columns {error}", origin="--columns") from None
             return
         self.lines = _Lines(self.binary, peeked)
         if self.format in ("csv", "tsv", "ssv"):

@@ -652,3 +652,45 @@ def test_an_empty_array_points_file_writes_the_csv_header(stand_in_engine, tmp_p
                                   "--format", "csv")
     assert (code, err) == (0, "")
     assert out == "x[0],x[1],f,df/dx[0],df/dx[1]\n"
+
+
+def test_npy_columns_may_name_components(tmp_path):
+    path = tmp_path / "p.npy"
+    np.save(path, np.array([[1.0, 2, 3], [4, 5, 6]]))
+    reader = PointsReader(str(path), None, ["x", "s"], ["x", "s"], [],
+                          columns=["s", "x[1]", "x[0]"])
+    points = next(reader.chunks())
+    assert points.columns["s"].tolist() == [1, 4]
+    assert points.columns["x"].tolist() == [[3, 2], [6, 5]]
+    error = error_of(PointsReader, str(path), None, ["x"], ["x"], [],
+                     columns=["x[0]", "x[2]", "y"])
+    assert error.message == "--columns gives components of 'x' up to 'x[2]' but no column 'x[1]'"
+
+
+def test_points_of_arrays_concatenate_with_their_shapes():
+    from jacli.points import Points
+    a = Points({"x": np.ones((2, 3))}, 2, {1: "bad"}, 0)
+    b = Points({"s": np.zeros(1)}, 1, {}, 2)
+    both = Points.concat([a, b])
+    assert both.columns["x"].shape == (3, 3) and np.isnan(both.columns["x"][2]).all()
+    assert both.columns["s"].shape == (3,) and both.bad_rows == {1: "bad"}
+    head, rest = both.cut(2)
+    assert (head.count, rest.count, rest.first_row, head.bad_rows) == (2, 1, 2, {1: "bad"})
+
+
+def test_an_at_file_error_exits_2_naming_the_file(tmp_path):
+    path = tmp_path / "w.json"
+    path.write_text('{"W": [[1, 2], [3]]}')
+    code, out, err = invoke_jacli("eval", "W", "--at", f"@{path}")
+    assert (code, out) == (2, "")
+    assert err == (f"jacli: error: --at: {path}: the value of 'W' is ragged: a list of 1 "
+                   "where the first elements give 2 (shape (2, 2))\n")
+
+
+def test_json_lines_array_elements_must_be_numbers(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"x": [1, 2]}\n{"x": [1, "oops"]}\n{"x": [true, 2]}\n{"x": [[1], [2]]}\n')
+    points = read_points(path, ["x"])
+    assert points.bad_rows == {1: "the value of 'x' is not a number: \"oops\"",
+                               2: "the value of 'x' is not a number: true",
+                               3: "the value of 'x' has shape (2, 1), the first row's (2,)"}
