@@ -694,3 +694,43 @@ def test_json_lines_array_elements_must_be_numbers(tmp_path):
     assert points.bad_rows == {1: "the value of 'x' is not a number: \"oops\"",
                                2: "the value of 'x' is not a number: true",
                                3: "the value of 'x' has shape (2, 1), the first row's (2,)"}
+
+
+# --- the arrays corpus through the command line --------------------------------------------
+
+def _array_cases() -> list:
+    if not CORPUS.is_file():
+        return [pytest.param(None, id="no-corpus", marks=pytest.mark.skip(
+            reason=f"arrays corpus not found at {CORPUS}"))]
+    return [pytest.param(json.loads(line), id=json.loads(line)["id"])
+            for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("case", _array_cases())
+def test_arrays_corpus_case(case, tmp_path):
+    """As the corpus README says: `jacli <command> -f PROGRAM --wrt ... --points
+    POINTS.jsonl --format json`, every expected key within 1e-8 * max(1, |ref|), and
+    `shapes` equal. Runs once the API takes arrays (the array engine is merged)."""
+    if not jacli.cli.array_api_available():
+        pytest.skip("the API takes no arrays yet (batch=True)")
+    from corpus import compare, write_inputs
+
+    program, points = write_inputs(case, tmp_path)
+    code, out, err = invoke_jacli(case["command"], "-f", str(program), "--wrt",
+                                  ",".join(case["wrt"]), "--points", str(points),
+                                  "--format", "json")
+    assert code == 0, err
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == len(case["points"]), out
+    problems: list[str] = []
+    for k, (line, expected) in enumerate(zip(lines, case["expected"])):
+        got = json.loads(line)
+        for key, ref in expected.items():
+            if key == "shapes":
+                if got.get("shapes") != ref:
+                    problems.append(f"point {k} shapes: expected {ref}, got {got.get('shapes')}")
+            elif key not in got:
+                problems.append(f"point {k}: missing key {key!r}")
+            else:
+                compare(got[key], ref, f"point {k} {key}", problems)
+    assert not problems, f"{case['id']} {case['program']!r}:\n" + "\n".join(problems)
