@@ -468,6 +468,12 @@ class _Job:
         shapes = self.variable_shapes(values)
         result = _call_array_api(self, {n: values[n] for n in values}, good)
         output_shapes = {o: tuple(result.shapes[o]) for o in self.outputs}
+        if self.command in ("grad", "hess") and int(np.prod(output_shapes[self.outputs[0]])) != 1:
+            from .components import shape_text
+            out = self.outputs[0]
+            raise JacliError(f"{self.command} needs one output with one element, and '{out}' "
+                             f"has shape {shape_text(output_shapes[out])}", origin="--out",
+                             hint="take sum(...) of it, or use jac")
         report_shapes = Shapes.of(shapes, self.inputs, output_shapes)
         _, inputs, outputs = report_shapes.names()
         self.output_components = len(outputs)

@@ -390,6 +390,7 @@ class PointsReader:
         #: Shapes that --shape gives; JSON Lines rows must match them, .npz arrays too.
         #: JSON Lines adds the shape of each variable's first row.
         self.shapes: dict[str, tuple[int, ...]] = dict(shapes or {})
+        self.declared = dict(shapes or {})
         self.pending: list[str] = []
         if columns is not None:
             _check_columns(columns)
@@ -440,6 +441,7 @@ class PointsReader:
                 raise JacliError(f"no value for {', '.join(shown(m) for m in missing[:5])}: "
                                  f"--columns names {', '.join(columns)}",
                                  origin="--columns")
+            _check_declared(self.groups, self.declared, self.origin)
             self.npy = _NpyStream(self.binary, self.columns, self.origin)
             return
         self.lines = _Lines(self.binary, peeked)
@@ -529,6 +531,7 @@ class PointsReader:
         if both:
             raise JacliError(f"{shown(both[0])} is given both by --at and by --points",
                              origin="--points")
+        _check_declared(self.groups, self.declared, self.origin)
 
     def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[Points]:
         """The points, `rows` at a time (fewer when the lines are long, or when the input
@@ -594,7 +597,8 @@ class PointsReader:
         if self.format in ("tsv", "ssv"):   # as CSV lines, for the CSV readers
             lines = [_as_csv(self._fields(line)) for line in lines]
         if self.format == "jsonl":
-            points = _parse_jsonl(lines, self.wanted, self.required, self.shared, self.shapes)
+            points = _parse_jsonl(lines, self.wanted, self.required, self.shared, self.shapes,
+                                  self.declared)
         else:
             data = _read_csv_fast(lines, len(self.header), self.used)
             bad: dict[int, str] = {}
@@ -829,7 +833,8 @@ def _read_csv_rows(body: list[str], header: list[str], used: list[int]):
 
 
 def _parse_jsonl(lines: list[str], wanted: list[str], required: list[str],
-                 shared: list[str] = (), shapes: dict | None = None) -> Points:
+                 shared: list[str] = (), shapes: dict | None = None,
+                 declared: dict | None = None) -> Points:
     """JSON Lines rows as arrays. `shapes` holds the shape each variable must have (from
     --shape, or its first row, added here): a row whose value has another is bad."""
     import json
@@ -838,6 +843,12 @@ def _parse_jsonl(lines: list[str], wanted: list[str], required: list[str],
     from .components import shape_text as _shape_text
 
     shapes = {} if shapes is None else shapes
+    declared = declared or {}
+
+    def other_shape(name: str, shape: tuple) -> str:
+        says = "--shape says" if name in declared else "the first row's"
+        return (f"the value of {shown(name)} has shape {_shape_text(shape)}; {says} "
+                f"{_shape_text(shapes[name])}")
     columns: dict[str, np.ndarray] = {}
     bad: dict[int, str] = {}
     for row, line in enumerate(lines):
@@ -874,9 +885,7 @@ def _parse_jsonl(lines: list[str], wanted: list[str], required: list[str],
                     bad[row] = f"the value of {shown(name)} is not a number: {_json_text(raw)}"
                     break
                 if value.shape != shape:
-                    bad[row] = (f"the value of {shown(name)} has shape "
-                                f"{_shape_text(value.shape)}, the first row's "
-                                f"{_shape_text(shape)}")
+                    bad[row] = other_shape(name, value.shape)
                     break
                 values[name] = value
                 continue
@@ -893,10 +902,8 @@ def _parse_jsonl(lines: list[str], wanted: list[str], required: list[str],
             if not isinstance(value, float):
                 bad[row] = f"the value of {shown(name)} is not a number: {_json_text(value)}"
                 break
-            shape = shapes.get(name, ())
-            if shape:
-                bad[row] = (f"the value of {shown(name)} is a number, the first row's "
-                            f"has shape {_shape_text(shape)}")
+            if shapes.get(name, ()):
+                bad[row] = other_shape(name, ())
                 break
             values[name] = value
         if row in bad:
@@ -907,6 +914,17 @@ def _parse_jsonl(lines: list[str], wanted: list[str], required: list[str],
                 columns[name] = np.full((len(lines),) + shapes[name], np.nan)
             columns[name][row] = value
     return Points(columns, len(lines), bad)
+
+
+def _check_declared(groups: dict, declared: dict, origin: str) -> None:
+    """The columns of a variable make the shape --shape gives it, if it gives one."""
+    from .components import shape_text
+
+    for name, group in groups.items():
+        if name in declared and group.shape != tuple(declared[name]):
+            raise JacliError(f"the columns of {origin} give {shown(name)} the shape "
+                             f"{shape_text(group.shape)}; --shape says "
+                             f"{shape_text(declared[name])}", origin="--points")
 
 
 class _HugeInteger(float):

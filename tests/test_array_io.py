@@ -274,10 +274,10 @@ def test_json_lines_arrays_and_a_row_of_another_shape_is_bad(tmp_path):
     points = read_points(path, ["x", "W"])
     assert points.count == 5
     assert points.bad_rows == {
-        1: "the value of 'x' has shape (3,), the first row's (2,)",
+        1: "the value of 'x' has shape (3,); the first row's (2,)",
         2: "the value of 'W' is ragged: a list of 1 where the first elements give 2 "
            "(shape (2, 2))",
-        3: "the value of 'x' is a number, the first row's has shape (2,)"}
+        3: "the value of 'x' has shape (); the first row's (2,)"}
     assert points.columns["x"].shape == (5, 2) and points.columns["W"].shape == (5, 2, 2)
     assert points.columns["x"][0].tolist() == [1, 2]
     assert np.isnan(points.columns["x"][4, 0]) and points.columns["x"][4, 1] == np.inf
@@ -289,7 +289,7 @@ def test_json_lines_first_row_shape_holds_across_chunks(tmp_path):
     path.write_text('{"x": [1, 2]}\n{"x": [3, 4]}\n{"x": [1]}\n')
     reader = PointsReader(str(path), None, ["x"], ["x"], [])
     chunks = list(reader.chunks(rows=1))
-    assert [c.bad_rows for c in chunks] == [{}, {}, {0: "the value of 'x' has shape (1,), "
+    assert [c.bad_rows for c in chunks] == [{}, {}, {0: "the value of 'x' has shape (1,); "
                                                       "the first row's (2,)"}]
 
 
@@ -395,6 +395,24 @@ def _stand_in(source, values, kind, wrt=None, seed=None):
     return result
 
 
+def _select(result, outputs):
+    """The rows of the named outputs only, as the API gives them."""
+    if outputs is None:
+        return result
+    rows, start = [], 0
+    for name, shape in result.shapes.items():
+        k = int(np.prod(shape))
+        if name in outputs:
+            rows += range(start, start + k)
+        start += k
+    result.value = result.value[:, rows]
+    for key in ("jacobian", "jvp"):
+        if getattr(result, key) is not None:
+            setattr(result, key, getattr(result, key)[:, rows])
+    result.shapes = {name: shape for name, shape in result.shapes.items() if name in outputs}
+    return result
+
+
 @pytest.fixture
 def stand_in_engine(monkeypatch):
     calls = []
@@ -408,7 +426,10 @@ def stand_in_engine(monkeypatch):
             seed = args[0] if kind in ("jvp", "vjp") else None
             if kind == "vjp":
                 wrt = args[1] if len(args) > 1 else None
-            return _stand_in(self.source, values, kind, wrt, seed)
+            position = {"eval": 0, "jacobian": 1, "hessian": 1, "jvp": 1, "vjp": 2}[kind]
+            outputs = args[position] if len(args) > position else None
+            result = _stand_in(self.source, values, kind, wrt, seed)
+            return _select(result, [outputs] if isinstance(outputs, str) else outputs)
         return call
 
     for kind in ("eval", "jacobian", "hessian", "jvp", "vjp"):
@@ -525,9 +546,9 @@ def test_a_row_of_another_shape_is_a_bad_row_and_nothing_else_is_lost(stand_in_e
     assert code == 1
     lines = [json.loads(line) for line in out.splitlines()]
     assert lines[0]["gradient"] == [2.0, 4.0, 6.0] and lines[2]["gradient"] == [0.0, 0.0, 2.0]
-    assert lines[1] == {"row": 2, "error": "the value of 'x' has shape (2,), the first "
+    assert lines[1] == {"row": 2, "error": "the value of 'x' has shape (2,); the first "
                                           "row's (3,)"}
-    assert err == ("jacli: row 2: the value of 'x' has shape (2,), the first row's (3,)\n"
+    assert err == ("jacli: row 2: the value of 'x' has shape (2,); the first row's (3,)\n"
                    "jacli: 1 of 3 rows failed; 2 evaluated\n")
     code, out, err = invoke_jacli("grad", SQUARES, "--points", str(points), "--format", "plain")
     assert out.splitlines() == ["2.0 4.0 6.0", "nan nan nan", "0.0 0.0 2.0"]
@@ -693,7 +714,7 @@ def test_json_lines_array_elements_must_be_numbers(tmp_path):
     points = read_points(path, ["x"])
     assert points.bad_rows == {1: "the value of 'x' is not a number: \"oops\"",
                                2: "the value of 'x' is not a number: true",
-                               3: "the value of 'x' has shape (2, 1), the first row's (2,)"}
+                               3: "the value of 'x' has shape (2, 1); the first row's (2,)"}
 
 
 # --- the arrays corpus through the command line --------------------------------------------
@@ -734,3 +755,23 @@ def test_arrays_corpus_case(case, tmp_path):
             else:
                 compare(got[key], ref, f"point {k} {key}", problems)
     assert not problems, f"{case['id']} {case['program']!r}:\n" + "\n".join(problems)
+
+
+def test_points_must_agree_with_the_shape_option(tmp_path):
+    csv = tmp_path / "p.csv"
+    csv.write_text("x[0],x[1]\n1,2\n")
+    error = error_of(PointsReader, str(csv), None, ["x"], ["x"], [], shapes={"x": (3,)})
+    assert error.message == (f"the columns of {csv} give 'x' the shape (2,); --shape says (3,)")
+    jsonl = tmp_path / "p.jsonl"
+    jsonl.write_text('{"x": [1, 2, 3]}\n{"x": [1, 2]}\n')
+    points = read_points(jsonl, ["x"], shapes={"x": (2,)})
+    assert points.bad_rows == {0: "the value of 'x' has shape (3,); --shape says (2,)"}
+
+
+def test_grad_of_an_array_output_names_its_shape(stand_in_engine):
+    code, out, err = invoke_jacli("grad", LINEAR, *AT, "--out", "y")
+    assert (code, out) == (2, "")
+    assert err == ("jacli: error: --out: grad needs one output with one element, and 'y' has "
+                   "shape (2,)\n  hint: take sum(...) of it, or use jac\n")
+    code, out, err = invoke_jacli("grad", LINEAR, *AT, "--out", "s", "--wrt", "x")
+    assert (code, out) == (0, "1.0 1.0 1.0\n")
