@@ -459,18 +459,17 @@ class _Job:
                       arrays["jacobian"], bad, arrays["hessian"], arrays["jvp"],
                       arrays["vjp"], points.first_row if points else 0), warnings
 
-
     def run_arrays(self, points: Points | None, values: dict, mask, count: int):
         """`run` for a program given arrays: the API takes every value batched
         (B, *shape) and gives results flat over components, with the outputs' shapes."""
         good = count if mask is None else int(mask.sum())
         variables, at = self.at_table(values, mask, count)
         shapes = self.variable_shapes(values)
-        result = _call_array_api(self, {n: values[n] for n in values}, good)
+        result = _call_array_api(self, values, good)
         output_shapes = {o: tuple(result.shapes[o]) for o in self.outputs}
-        if self.command in ("grad", "hess") and int(np.prod(output_shapes[self.outputs[0]])) != 1:
+        out = self.outputs[0]
+        if self.command in ("grad", "hess") and int(np.prod(output_shapes[out])) != 1:
             from .components import shape_text
-            out = self.outputs[0]
             raise JacliError(f"{self.command} needs one output with one element, and '{out}' "
                              f"has shape {shape_text(output_shapes[out])}", origin="--out",
                              hint="take sum(...) of it, or use jac")
@@ -509,15 +508,16 @@ def array_api_available() -> bool:
 
 
 def require_array_api(origin: str = "--at") -> None:
+    """An error (for `origin`) unless the API takes arrays."""
     if not array_api_available():
         raise JacliError("array values need jacli's array engine, which this version "
                          "lacks: give every variable a number", origin=origin)
 
 
 def _call_array_api(job: "_Job", values: dict, count: int):
+    """The API call behind each command, for `count` points of arrays."""
     require_array_api()
     program, options, command = job.program, job.options, job.command
-    values = {name: v[:count] for name, v in values.items()}
     seed = {name: np.broadcast_to(v, (count,) + np.shape(v))
             for name, v in getattr(job, "seed", {}).items()}
     if command == "eval":
