@@ -137,20 +137,28 @@ def group_columns(header: list[str], wanted: Iterable[str]) -> dict[str, Group]:
             raise ColumnError(f"gives {name!r} components of different ranks: "
                               f"{header[components[low]]!r} and {header[components[high]]!r}")
         rank = ranks.pop()
+        if rank > MAX_RANK:
+            raise ColumnError(f"gives {name!r} {rank} indices: at most {MAX_RANK} axes")
         shape = tuple(1 + max(index[axis] for index in components) for axis in range(rank))
-        expected = component_names(name, shape)
-        if len(components) != len(expected):
-            have = set(header[p] for p in components.values())
-            missing = [c for c in expected if c not in have]
+        if len(components) != size(shape):
+            # The first gap in row-major order is among the first len + 1 indices (however
+            # large the shape that one stray column `x[99999999]` says).
+            missing = next(index for index in (tuple(int(i) for i in np.unravel_index(k, shape))
+                                               for k in range(len(components) + 1))
+                           if index not in components)
             raise ColumnError(f"gives components of {name!r} up to {_last(name, shape)!r} "
-                              f"but no column {missing[0]!r}")
+                              f"but no column {_index_name(name, missing)!r}")
         order = sorted(components)   # row-major, as component_names
         groups[name] = Group(shape, [components[index] for index in order])
     return groups
 
 
 def _last(name: str, shape: Shape) -> str:
-    return name + "".join(f"[{d - 1}]" for d in shape)
+    return _index_name(name, tuple(d - 1 for d in shape))
+
+
+def _index_name(name: str, index: tuple[int, ...]) -> str:
+    return name + "".join(f"[{i}]" for i in index)
 
 
 def group_table(table: np.ndarray, header_positions: Mapping[int, int],

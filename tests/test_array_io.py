@@ -775,3 +775,20 @@ def test_grad_of_an_array_output_names_its_shape(stand_in_engine):
                    "shape (2,)\n  hint: take sum(...) of it, or use jac\n")
     code, out, err = invoke_jacli("grad", LINEAR, *AT, "--out", "s", "--wrt", "x")
     assert (code, out) == (0, "1.0 1.0 1.0\n")
+
+
+def test_a_stray_huge_component_index_is_refused_at_once():
+    import time
+    start = time.perf_counter()
+    with pytest.raises(ColumnError, match=r"up to 'x\[99999999\]' but no column 'x\[1\]'"):
+        group_columns(["x[0]", "x[99999999]"], ["x"])
+    with pytest.raises(ColumnError, match="at most 64 axes"):
+        group_columns(["x" + "[0]" * 65], ["x"])
+    assert time.perf_counter() - start < 1
+
+
+def test_at_lists_nested_deeper_than_numpy_allows_are_refused():
+    error = error_of(parse_at, ["x=" + "[" * 100_000 + "1" + "]" * 100_000])
+    assert error.message == "the value of 'x' is nested deeper than 64 lists (NumPy's limit)"
+    assert error.span == (2 + 64, 2 + 65)
+    assert parse_at(["x=" + "[" * 64 + "1" + "]" * 64])["x"].shape == (1,) * 64
