@@ -545,13 +545,13 @@ class PointsReader:
             return
         try:
             if self.format == "npy":
-                from .components import group_table
-
-                for points in self.npy.chunks(rows):
-                    table = np.column_stack([points.columns[name] for name in self.columns]) \
-                        if self.columns else np.empty((points.count, 0))
-                    positions = {j: j for j in range(len(self.columns))}
-                    yield points._replace(columns=group_table(table, positions, self.groups))
+                for points in self.npy.chunks(rows):   # its columns as variables
+                    arrays = {}
+                    for name, group in self.groups.items():
+                        parts = [points.columns[self.columns[j]] for j in group.columns]
+                        arrays[name] = parts[0] if not group.shape else np.stack(
+                            parts, axis=1).reshape((points.count,) + group.shape)
+                    yield points._replace(columns=arrays)
             else:
                 yield from self._text_chunks(rows)
         except OSError as error:
@@ -908,9 +908,10 @@ def _parse_jsonl(lines: list[str], wanted: list[str], required: list[str],
             values[name] = value
         if row in bad:
             continue
-        for name, value in values.items():   # a good row: the first sets each shape
-            shapes.setdefault(name, np.shape(value))
+        for name, value in values.items():
             if name not in columns:
+                if name not in shapes:   # the first good row sets each shape
+                    shapes[name] = np.shape(value)
                 columns[name] = np.full((len(lines),) + shapes[name], np.nan)
             columns[name][row] = value
     return Points(columns, len(lines), bad)
