@@ -37,7 +37,7 @@ try:
     from .check import DEFAULT_ATOL, DEFAULT_RTOL
     from .errors import JacliError, shorten
     from .prims import CONSTANTS, FUNCTIONS
-    from .formats import TEXT_WRITERS, Report, save_npy, save_npz
+    from .formats import TEXT_WRITERS, Report, Shapes, save_npy, save_npz
     from .output import (StdoutClosed, WriteError, clean_up_on_signals, descriptor_named,
                          guard_standard_streams, target)
     from .points import Points, PointsReader, parse_at
@@ -70,10 +70,19 @@ FileOpt = Annotated[Optional[str], typer.Option(
     "--file", "-f", metavar="PATH", help="Read the program from PATH ('-' for standard input).")]
 AtOpt = Annotated[Optional[list[str]], typer.Option(
     "--at", metavar="NAME=VALUE,...", help="Values of variables, e.g. x=1,y=pi/4: numbers "
-    "or constant expressions (repeatable). With --points, shared by every point.")]
+    "or constant expressions; arrays as nested lists, e.g. 'W=[[1,2],[3,4]]'; @FILE reads "
+    "a JSON object of them (repeatable). With --points, shared by every point.")]
 AtOnceOpt = Annotated[Optional[list[str]], typer.Option(   # tape and graph: no --points
     "--at", metavar="NAME=VALUE,...", help="Values of variables, e.g. x=1,y=pi/4: numbers "
-    "or constant expressions (repeatable).")]
+    "or constant expressions; arrays as nested lists, e.g. 'W=[[1,2],[3,4]]'; @FILE reads "
+    "a JSON object of them (repeatable).")]
+ShapeOpt = Annotated[Optional[list[str]], typer.Option(
+    "--shape", metavar="NAME=DIMS,...", help="Shapes of variables that no value gives, "
+    "e.g. x=3,W=2x3 (others are scalars; repeatable): how the columns of .npy points "
+    "make arrays.")]
+ShapeOnceOpt = Annotated[Optional[list[str]], typer.Option(   # tape, graph, diff: no --points
+    "--shape", metavar="NAME=DIMS,...", help="Shapes of variables that no value gives, "
+    "e.g. x=3,W=2x3 (others are scalars; repeatable).")]
 PointsOpt = Annotated[Optional[str], typer.Option(
     "--points", metavar="PATH", help="Many points: CSV or TSV with a header row naming the "
     "variables, JSON Lines, .npy (columns named by --columns; default: the inputs, in "
@@ -246,6 +255,8 @@ def _nothing_to_differentiate(program: Program, outputs: list[str]) -> None:
 
 #: The numbers that one chunk's results may hold (8 MiB of them: 64 MB).
 RESULT_FLOATS = 1 << 23
+#: Rows of the first chunk of array points, whose results tell the outputs' sizes.
+FIRST_ROWS = 16
 
 
 class _Job:
@@ -257,6 +268,8 @@ class _Job:
             raise JacliError("-f - and --points - cannot both read standard input",
                              origin="command line")
         self.source = _read_program(options["program"], options["file"])
+        #: The outputs' components (m), once a run of arrays has told them.
+        self.output_components: int | None = None
         self.program = Program(self.source)
         self.outputs = self.program.select_outputs(_names(options["out"]))
         if command in ("grad", "hess") and len(self.outputs) != 1:
@@ -271,6 +284,11 @@ class _Job:
         if not self.inputs and (command in _DIFFERENTIATING or options.get("explain")):
             _nothing_to_differentiate(self.program, self.outputs)
         self.at = parse_at(options.get("at") or [])
+        self.shapes = {}
+        if options.get("shape"):
+            from .components import parse_shapes
+            self.shapes = parse_shapes(options["shape"])
+        _check_shapes(self.shapes, self.at, self.program)
         unused = self.program.unused(self.at)
         for name in unused:
             if name in CONSTANTS or name in FUNCTIONS:
@@ -294,9 +312,13 @@ class _Job:
             fmt = options.get("points_format")
             required = [v for v in self.program.needed_variables(self.outputs)
                         if v not in self.at]
+            from .components import all_component_names
+
+            npy_columns = all_component_names(self.shapes, [v for v in self.inputs
+                                                            if v not in self.at])
             self.reader = PointsReader(path, fmt.value if fmt else None, self.program.variables,
-                                       required, [v for v in self.inputs if v not in self.at],
-                                       _split(options.get("columns")), shared=list(self.at))
+                                       required, npy_columns, _split(options.get("columns")),
+                                       shared=list(self.at), shapes=self.shapes)
 
     def chunks(self) -> Iterator[Points | None]:
         """The points in chunks (None: the single point of --at), each small enough that
@@ -304,12 +326,36 @@ class _Job:
         if self.reader is None:
             yield None
             return
-        m, n = len(self.outputs), len(self.inputs)
+        rows = self._rows(len(self.outputs), len(self.inputs))
+        for points in self.reader.chunks():
+            if not self.has_arrays(points.columns) and not self.given_arrays():
+                yield from points.split(rows)
+                continue
+            # m and n count components: n from the values' shapes; m from the outputs'
+            # shapes, which the first few rows' results tell.
+            while True:   # (an empty chunk too: a CSV header is written for it)
+                n = sum(int(np.prod(self._shape_of(name, points))) for name in self.inputs)
+                m = self.output_components
+                size = self._rows(m or len(self.outputs), n)
+                if m is None:
+                    size = min(size, FIRST_ROWS)
+                head, points = points.cut(size)
+                yield head
+                if not points.count:
+                    break
+
+    def _rows(self, m: int, n: int) -> int:
+        """Rows per chunk for m outputs and n inputs (components)."""
         width = 1 + m + {"jac": m * n, "grad": n, "hess": n + n * n, "vjp": n,
                          "jvp": m, "check": 8 * m * n}.get(self.command, 0)
-        rows = max(1, RESULT_FLOATS // width)
-        for points in self.reader.chunks():
-            yield from points.split(rows)
+        return max(1, RESULT_FLOATS // width)
+
+    def _shape_of(self, name: str, points: Points) -> tuple[int, ...]:
+        if name in points.columns:
+            return points.columns[name].shape[1:]
+        if name in self.at:
+            return np.shape(self.at[name])
+        return tuple(self.shapes.get(name, ()))
 
     def bindings(self, points: Points | None) -> tuple[dict[str, np.ndarray],
                                                       np.ndarray | None, int]:
@@ -323,8 +369,17 @@ class _Job:
             mask = points.good_mask()
             columns = {n: c[mask] for n, c in columns.items()}
             good = int(mask.sum())
-        columns.update({n: np.full(good, v) for n, v in self.at.items()})
+        columns.update({n: np.full(good, v) if np.ndim(v) == 0 else
+                        np.broadcast_to(v, (good,) + np.shape(v)) for n, v in self.at.items()})
         return columns, mask, points.count
+
+    def has_arrays(self, values: dict) -> bool:
+        """Does this run hold an array (a value, a seed or a --shape)? If not, it runs
+        exactly as v1 did."""
+        seeds = getattr(self, "seed", {})
+        return any(np.ndim(v) > 1 for v in values.values()) \
+            or any(np.ndim(v) for v in seeds.values()) \
+            or any(shape for shape in self.shapes.values())
 
     def _call_api(self, values: dict):
         """The library call behind each command."""
@@ -349,10 +404,29 @@ class _Job:
         needed = self.program.needed_variables(self.outputs)
         variables = [v for v in self.program.variables if v in values or v in needed]
         good = count if mask is None else int(mask.sum())
+        if self.has_arrays(values):   # a column per component
+            from .components import all_component_names, flatten
+
+            shapes = self.variable_shapes(values)
+            at = flatten({v: values.get(v, np.full((good,) + shapes[v], np.nan))
+                          for v in variables}, variables, good)
+            variables = all_component_names(shapes, variables)
+            return variables, at if mask is None else _scatter(at, mask)
         at = np.empty((good, len(variables)))
         for j, name in enumerate(variables):
             at[:, j] = values.get(name, np.nan)
         return variables, at if mask is None else _scatter(at, mask)
+
+    def given_arrays(self) -> bool:
+        """Do --at, --tangent/--cotangent or --shape give an array?"""
+        return self.has_arrays({n: np.array([v]) for n, v in self.at.items()})
+
+    def variable_shapes(self, values: dict) -> dict[str, tuple[int, ...]]:
+        """The shape of every variable shown: from its values (B, *shape), else --shape."""
+        needed = self.program.needed_variables(self.outputs)
+        return {v: tuple(np.shape(values[v])[1:]) if v in values
+                else tuple(self.shapes.get(v, ())) for v in self.program.variables
+                if v in values or v in needed}
 
     def reports(self) -> Iterator[tuple[Report, list]]:
         """The results, chunk by chunk, with each chunk's domain warnings."""
@@ -361,6 +435,8 @@ class _Job:
 
     def run(self, points: Points | None) -> tuple[Report, list]:
         values, mask, count = self.bindings(points)
+        if self.has_arrays(values):
+            return self.run_arrays(points, values, mask, count)
         good = count if mask is None else int(mask.sum())
         variables, at = self.at_table(values, mask, count)
         m, n = len(self.outputs), len(self.inputs)
@@ -382,6 +458,94 @@ class _Job:
         return Report(self.command, inputs, self.outputs, variables, at, arrays["value"],
                       arrays["jacobian"], bad, arrays["hessian"], arrays["jvp"],
                       arrays["vjp"], points.first_row if points else 0), warnings
+
+    def run_arrays(self, points: Points | None, values: dict, mask, count: int):
+        """`run` for a program given arrays: the API takes every value batched
+        (B, *shape) and gives results flat over components, with the outputs' shapes."""
+        good = count if mask is None else int(mask.sum())
+        variables, at = self.at_table(values, mask, count)
+        shapes = self.variable_shapes(values)
+        result = _call_array_api(self, values, good)
+        output_shapes = {o: tuple(result.shapes[o]) for o in self.outputs}
+        out = self.outputs[0]
+        if self.command in ("grad", "hess") and int(np.prod(output_shapes[out])) != 1:
+            from .components import shape_text
+            raise JacliError(f"{self.command} needs one output with one element, and '{out}' "
+                             f"has shape {shape_text(output_shapes[out])}", origin="--out",
+                             hint="take sum(...) of it, or use jac")
+        report_shapes = Shapes.of(shapes, self.inputs, output_shapes)
+        _, inputs, outputs = report_shapes.names()
+        self.output_components = len(outputs)
+        m, n = len(outputs), len(inputs)
+        sizes = {"value": (m,), "jacobian": (m, n), "hessian": (n, n), "jvp": (m,),
+                 "vjp": (n,)}
+        arrays: dict[str, np.ndarray | None] = dict.fromkeys(sizes)
+        for key in ("value",) + _ARRAYS_OF[self.command]:
+            array = getattr(result, key)
+            arrays[key] = np.reshape(array, (good,) + sizes[key])
+            if mask is not None:   # bad rows keep their place, as nan
+                arrays[key] = _scatter(arrays[key], mask)
+        bad = points.bad_rows if points else {}
+        return Report(self.command, inputs, outputs, variables, at, arrays["value"],
+                      arrays["jacobian"], bad, arrays["hessian"], arrays["jvp"],
+                      arrays["vjp"], points.first_row if points else 0,
+                      report_shapes), result.warnings
+
+
+# --- the seam to the array engine ---------------------------------------------------------
+#
+# What the CLI needs of the API for arrays (ARRAYS.md, "The Python API"):
+#   Program.eval/jacobian/grad/hessian/jvp/vjp(values, ..., batch=True), every value
+#   (B, *shape) with the points first (the CLI broadcasts shared --at values, without a
+#   copy), seeds (--tangent/--cotangent) batched the same way; B may be 0;
+#   Result.value (B, m), .jacobian (B, m, n), .hessian (B, n, n), .jvp (B, m), .vjp (B, n)
+#   flat over components (outputs row-major, then the --wrt inputs row-major), and
+#   Result.shapes: {name: shape} for every output (variables too, if it likes).
+
+def array_api_available() -> bool:
+    """Does this jacli's API take array values (`batch=True`)?"""
+    return "batch" in inspect.signature(Program.jacobian).parameters
+
+
+def require_array_api(origin: str = "--at") -> None:
+    """An error (for `origin`) unless the API takes arrays."""
+    if not array_api_available():
+        raise JacliError("array values need jacli's array engine, which this version "
+                         "lacks: give every variable a number", origin=origin)
+
+
+def _call_array_api(job: "_Job", values: dict, count: int):
+    """The API call behind each command, for `count` points of arrays."""
+    require_array_api()
+    program, options, command = job.program, job.options, job.command
+    seed = {name: np.broadcast_to(v, (count,) + np.shape(v))
+            for name, v in getattr(job, "seed", {}).items()}
+    if command == "eval":
+        return program.eval(values, job.outputs, batch=True)
+    if command == "jac":
+        return program.jacobian(values, job.inputs, job.outputs, mode=options["mode"].value,
+                                batch=True)
+    if command == "hess":
+        return program.hessian(values, job.inputs, job.outputs[0], batch=True)
+    if command == "jvp":
+        return program.jvp(values, seed, job.outputs, batch=True)
+    if command == "vjp":
+        return program.vjp(values, seed, job.inputs, job.outputs, batch=True)
+    return program.jacobian(values, job.inputs, job.outputs, batch=True)  # grad
+
+
+def _check_shapes(shapes: dict, at: dict, program: Program) -> None:
+    """--shape names variables of the program, and agrees with the --at values."""
+    for name, shape in shapes.items():
+        if name not in program.variables:
+            raise JacliError(f"'{shorten(name)}' is not a variable of the program (its "
+                             f"variables: {shorten(', '.join(program.variables), 200) or 'none'})",
+                             origin="--shape")
+        if name in at and np.shape(at[name]) != shape:
+            from .components import shape_text
+            raise JacliError(f"--shape gives '{name}' the shape {shape_text(shape)}, and "
+                             f"--at a value of shape {shape_text(np.shape(at[name]))}",
+                             origin="--shape")
 
 
 #: The result arrays of each command besides `value`.
@@ -531,8 +695,10 @@ DiffFormatOpt = Annotated[DiffFormat, typer.Option(
 GraphFormatOpt = Annotated[GraphFormat, typer.Option(
     "--format", case_sensitive=False, help="Graphviz DOT or Mermaid.")]
 
-_COMMON = [("program", ProgramArg, None), ("file", FileOpt, None), ("at", AtOpt, None)]
-_COMMON_ONCE = [("program", ProgramArg, None), ("file", FileOpt, None), ("at", AtOnceOpt, None)]
+_COMMON = [("program", ProgramArg, None), ("file", FileOpt, None), ("at", AtOpt, None),
+           ("shape", ShapeOpt, None)]
+_COMMON_ONCE = [("program", ProgramArg, None), ("file", FileOpt, None), ("at", AtOnceOpt, None),
+                ("shape", ShapeOnceOpt, None)]
 _BATCH = [("points", PointsOpt, None), ("points_format", PointsFormatOpt, None),
           ("columns", ColumnsOpt, None)]
 _SELECT = [("wrt", WrtOpt, None), ("out", OutOpt, None)]
@@ -566,7 +732,8 @@ COMMANDS = {
                                             ("output", CheckOutputOpt, None),
                                             ("allow_unused", AllowUnusedOpt, False)]),
     "diff": ("The derivatives as a jacli program (simplified, shared subexpressions as let).",
-             [("program", ProgramArg, None), ("file", FileOpt, None)] + _SELECT
+             [("program", ProgramArg, None), ("file", FileOpt, None),
+              ("shape", ShapeOnceOpt, None)] + _SELECT
              + [("order", OrderOpt, 1), ("format", DiffFormatOpt, DiffFormat.jacli),
                 ("output", TextOutputOpt, None)]),
     "graph": ("The computational graph, for Graphviz (dot) or Mermaid; with --at, values.",
@@ -765,6 +932,8 @@ def _run_tape(job: _Job, fmt: str, output: str | None) -> int:
 
     if output and Path(output).suffix.lower() in (".npy", ".npz"):
         raise JacliError("the tape is text: write it to .txt, .csv or .jsonl", origin="-o")
+    if job.given_arrays():   # (job.shapes: for the shape pass, once the engine has one)
+        require_array_api()
     # With no values at all the tape is shown as recorded; with some, all must be given.
     trace = None
     if job.at or not job.program.needed_variables(job.outputs):
@@ -807,6 +976,8 @@ def _run_check(job: _Job, fmt: str, output: str | None) -> int:
 
     def check(points: Points | None):
         values, mask, count = job.bindings(points)
+        if job.has_arrays(values):
+            require_array_api()
         variables, at = job.at_table(values, mask, count)
         result = check_jacobian(job.program, values, job.inputs, job.outputs,
                                 job.options["rtol"], job.options["atol"])
@@ -851,6 +1022,8 @@ def _run_diff(job: _Job, order: int, fmt: str, output: str | None) -> int:
     if output and Path(output).suffix.lower() in (".npy", ".npz"):
         raise JacliError("the derivative program is text: write it to .jac or .txt",
                          origin="-o")
+    if job.given_arrays():   # (job.shapes: for the shape pass, once the engine has one)
+        require_array_api("--shape")
     result = derivatives(job.program, job.outputs, job.inputs, order)
     text = {"jacli": to_jacli, "latex": to_latex, "json": to_json}[fmt](result)
     with target(output) as f:
@@ -863,6 +1036,8 @@ def _run_graph(job: _Job, fmt: str, output: str | None) -> int:
 
     if output and Path(output).suffix.lower() in (".npy", ".npz"):
         raise JacliError("the graph is text: write it to .dot, .mmd or .txt", origin="-o")
+    if job.given_arrays():   # (job.shapes: for the shape pass, once the engine has one)
+        require_array_api()
     trace = job.program.trace(job.at, None, job.outputs) if job.at else None
     text = (to_dot if fmt == "dot" else to_mermaid)(job.program, job.outputs,
                                                     trace.values if trace else None)

@@ -12,12 +12,46 @@ from typing import NamedTuple, TextIO
 
 import numpy as np
 
+
+
+class Shapes(NamedTuple):
+    """The shapes of a report's variables, inputs and outputs (name -> shape, in order),
+    for the writers that give arrays their shape back (json `at` and `shapes`, .npz
+    blocks). A report without one is all scalars, as in v1."""
+    variables: dict[str, tuple[int, ...]]   # the variables of `at`, in its column order
+    inputs: dict[str, tuple[int, ...]]      # --wrt order
+    outputs: dict[str, tuple[int, ...]]
+
+    @staticmethod
+    def of(variables: dict, inputs: list[str], outputs: dict) -> "Shapes":
+        """`inputs` are among `variables` (their shapes come from there)."""
+        return Shapes(dict(variables), {name: tuple(variables.get(name, ())) for name in inputs},
+                      dict(outputs))
+
+    def has_arrays(self) -> bool:
+        return any(shape for part in self for shape in part.values())
+
+    def names(self) -> tuple[list[str], list[str], list[str]]:
+        """The component names of the variables, inputs and outputs."""
+        from .components import component_names
+
+        return tuple([c for name, shape in part.items() for c in component_names(name, shape)]
+                     for part in self)
+
+    def json(self) -> dict[str, list[int]]:
+        """The `shapes` object of json output: every variable, then every output."""
+        return {name: list(shape) for part in (self.variables, self.outputs)
+                for name, shape in part.items()}
+
+
 class Report(NamedTuple):
-    """The results of one command over B rows, ready to be written."""
+    """The results of one command over B rows, ready to be written. Every name and
+    number is a component's: an array x of shape (3,) gives the columns x[0], x[1], x[2];
+    `shapes` says which components make which array (None: all scalars)."""
     command: str                      # eval | grad | jac | hess | jvp | vjp
-    inputs: list[str]                 # n
-    outputs: list[str]                # m
-    variables: list[str]              # the names of `at`'s columns
+    inputs: list[str]                 # n input components
+    outputs: list[str]                # m output components
+    variables: list[str]              # the names of `at`'s columns (components)
     at: np.ndarray                    # (B, len(variables))
     value: np.ndarray                 # (B, m)
     jacobian: np.ndarray | None       # (B, m, n)
@@ -26,6 +60,7 @@ class Report(NamedTuple):
     jvp: np.ndarray | None            # (B, m)
     vjp: np.ndarray | None            # (B, n)
     first_row: int                    # rows are numbered from first_row + 1
+    shapes: Shapes | None = None
 
     @staticmethod
     def concat(reports: list["Report"]) -> "Report":
@@ -39,7 +74,8 @@ class Report(NamedTuple):
                for r in reports for row, message in r.bad_rows.items()}
         return Report(first.command, first.inputs, first.outputs, first.variables,
                       arrays["at"], arrays["value"], arrays["jacobian"], bad,
-                      arrays["hessian"], arrays["jvp"], arrays["vjp"], first.first_row)
+                      arrays["hessian"], arrays["jvp"], arrays["vjp"], first.first_row,
+                      first.shapes)
 
     @property
     def count(self) -> int:
@@ -63,11 +99,12 @@ class Report(NamedTuple):
         """Column names of a field: CSV's `df/dx`, or with d="∂", d2="∂²" for people."""
         if key == "value":
             return list(self.outputs)
+        from .components import hessian_names, jacobian_names
+
         if key in ("gradient", "jacobian"):
-            return [f"{d}{o}/{d}{i}" for o in self.outputs for i in self.inputs]
+            return jacobian_names(self.outputs, self.inputs, d)
         if key == "hessian":
-            return [f"{d2}{self.outputs[0]}/{d}{a}{d}{b}" for a in self.inputs
-                    for b in self.inputs]
+            return hessian_names(self.outputs[0], self.inputs, d, d2)
         names = self.outputs if key == "jvp" else self.inputs
         return [f"{key}_{name}" for name in names]
 
@@ -113,14 +150,34 @@ def write_json(report: Report, out: TextIO, header: bool = True) -> None:
     names = [json.dumps(name) for name in report.variables]
     fields = [(json.dumps(key), array.tolist()) for key, array in report.fields()]
     at_rows = report.at.tolist()
+    shapes = report.shapes if report.shapes is not None and report.shapes.has_arrays() \
+        else None
+    tail = "}"
+    if shapes is not None:   # `at` gives each variable as a nested list; `shapes` says all
+        names = [json.dumps(name) for name in shapes.variables]
+        tail = f', "shapes": {json.dumps(shapes.json())}}}'
     for row in range(report.count):
         if row in report.bad_rows:
             out.write(json.dumps({"row": report.first_row + row + 1,
                                   "error": report.bad_rows[row]}) + "\n")
             continue
-        at = ", ".join(f"{n}: {json_number(v)}" for n, v in zip(names, at_rows[row]))
+        values = at_rows[row] if shapes is None else _nest(at_rows[row], shapes.variables)
+        at = ", ".join(f"{n}: {_json_value(v)}" for n, v in zip(names, values))
         body = ", ".join(f"{key}: {_json_value(rows[row])}" for key, rows in fields)
-        out.write(f'{head}"at": {{{at}}}, {body}}}\n')
+        out.write(f'{head}"at": {{{at}}}, {body}{tail}\n')
+
+
+def _nest(flat: list[float], shapes: dict[str, tuple[int, ...]]) -> list:
+    """One row's components as each variable's value: a number or nested lists."""
+    from .components import size
+
+    values, start = [], 0
+    for shape in shapes.values():
+        k = size(shape)
+        values.append(flat[start] if not shape else
+                      np.reshape(flat[start:start + k], shape).tolist())
+        start += k
+    return values
 
 
 def csv_header(report: Report) -> list[str]:
@@ -144,7 +201,51 @@ def save_npz(report: Report, path) -> None:
     arrays = dict(report.fields())
     arrays["inputs"] = np.array(report.inputs, dtype=str)
     arrays["outputs"] = np.array(report.outputs, dtype=str)
+    if report.shapes is not None and report.shapes.has_arrays():
+        arrays.update(blocks(report))
     np.savez(path, **arrays)
+
+
+def blocks(report: Report) -> dict[str, np.ndarray]:
+    """The results as arrays in the shapes JAX gives (points first): `value/y`
+    (B, *y), `jacobian/y/x` (B, *y, *x), `gradient/x` (B, *x), `hessian/x/w`
+    (B, *x, *w), `jvp/y` (B, *y), `vjp/x` (B, *x)."""
+    from .components import size
+
+    B, shapes = report.count, report.shapes
+    outputs, inputs = list(shapes.outputs.items()), list(shapes.inputs.items())
+
+    def split(array: np.ndarray, parts) -> list[tuple[str, tuple, np.ndarray]]:
+        """`array` (B, k, ...) cut along axis 1 into the parts' components."""
+        pieces, start = [], 0
+        for name, shape in parts:
+            k = size(shape)
+            pieces.append((name, shape, array[:, start:start + k]))
+            start += k
+        return pieces
+
+    result = {}
+    for name, shape, block in split(report.value, outputs):
+        result[f"value/{name}"] = block.reshape((B,) + shape)
+    if report.jacobian is not None:
+        key = "gradient" if report.command in ("grad", "hess") else "jacobian"
+        for out, out_shape, rows in split(report.jacobian, outputs):
+            for name, shape, block in split(rows.transpose(0, 2, 1), inputs):
+                block = block.transpose(0, 2, 1).reshape((B,) + out_shape + shape)
+                result[f"gradient/{name}" if key == "gradient"
+                       else f"jacobian/{out}/{name}"] = block
+    if report.hessian is not None:
+        for first, first_shape, rows in split(report.hessian, inputs):
+            for name, shape, block in split(rows.transpose(0, 2, 1), inputs):
+                result[f"hessian/{first}/{name}"] = block.transpose(0, 2, 1).reshape(
+                    (B,) + first_shape + shape)
+    if report.jvp is not None:
+        for name, shape, block in split(report.jvp, outputs):
+            result[f"jvp/{name}"] = block.reshape((B,) + shape)
+    if report.vjp is not None:
+        for name, shape, block in split(report.vjp, inputs):
+            result[f"vjp/{name}"] = block.reshape((B,) + shape)
+    return result
 
 
 TEXT_WRITERS = {"plain": write_plain, "json": write_json, "csv": write_csv}

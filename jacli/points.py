@@ -33,8 +33,8 @@ STALL = 0.01
 
 
 class Points(NamedTuple):
-    """Rows `first_row ...` of a points file: one float array per column, and the
-    rows (0-based within the chunk) that could not be read."""
+    """Rows `first_row ...` of a points file: one float array (B, *shape) per variable
+    ((B,) for a scalar), and the rows (0-based within the chunk) that could not be read."""
     columns: dict[str, np.ndarray]
     count: int
     bad_rows: dict[int, str]   # each chunk has its own dict
@@ -58,10 +58,22 @@ class Points(NamedTuple):
                                         in self.bad_rows.items() if start <= row < stop},
                          self.first_row + start)
 
+    def cut(self, rows: int) -> tuple["Points", "Points"]:
+        """The first `rows` of these points, and the rest."""
+        pieces = []
+        for start, stop in ((0, min(rows, self.count)), (min(rows, self.count), self.count)):
+            pieces.append(Points({name: c[start:stop] for name, c in self.columns.items()},
+                                 stop - start, {row - start: message for row, message
+                                                in self.bad_rows.items() if start <= row < stop},
+                                 self.first_row + start))
+        return pieces[0], pieces[1]
+
     @staticmethod
     def concat(chunks: list["Points"]) -> "Points":
         names = {name for chunk in chunks for name in chunk.columns}
-        columns = {name: np.concatenate([c.columns.get(name, np.full(c.count, np.nan))
+        shapes = {name: c.columns[name].shape[1:] for c in chunks for name in c.columns}
+        columns = {name: np.concatenate([c.columns.get(name, np.full((c.count,) + shapes[name],
+                                                                     np.nan))
                                          for c in chunks]) for name in names}
         bad, offset = {}, 0
         for chunk in chunks:
@@ -93,13 +105,27 @@ def shown(text: str) -> str:
     return f"{text[:18]!r}...{text[-18:]!r} ({len(text):,} characters)"
 
 
-def parse_at(items: list[str], origin: str = "--at") -> dict[str, float]:
-    """`["x=1,y=2", "z=pi/4"]` -> {"x": 1.0, "y": 2.0, "z": 0.785...}.
+def parse_at(items: list[str], origin: str = "--at") -> dict[str, float | np.ndarray]:
+    """`["x=1,y=2", "z=pi/4", "W=[[1,2],[3,4]]", "@params.json"]` -> {"x": 1.0, ...,
+    "W": array([[1., 2.], [3., 4.]]), ...}.
 
-    A value is a number or a constant expression of the language (`pi/4`, `1/3`,
-    `sqrt(2)`), parsed and evaluated by jacli itself, never by Python."""
-    values: dict[str, float] = {}
+    A scalar's value is a number or a constant expression of the language (`pi/4`, `1/3`,
+    `sqrt(2)`), parsed and evaluated by jacli itself, never by Python; an array's is
+    nested bracketed lists of them (commas inside brackets do not separate assignments).
+    An item `@FILE` reads the assignments from a JSON file holding one object."""
+    values: dict[str, float | np.ndarray] = {}
+    files: dict[str, str] = {}   # name -> the @FILE that gave it
     for item in items:
+        if item.strip(BLANKS).startswith("@"):
+            path = item.strip(BLANKS)[1:]
+            from .components import read_values_file
+
+            for name, value in read_values_file(path, origin).items():
+                if name in values:
+                    raise JacliError(f"'{name}' is given twice ({path} gives it, and "
+                                     f"{files.get(name, 'another --at')} too)", origin=origin)
+                values[name], files[name] = value, path
+            continue
         previous = None   # the last name=value of this item, for the decimal-comma hint
         for part, offset in _top_level_parts(item):
             span = (offset, offset + len(part))
@@ -116,26 +142,63 @@ def parse_at(items: list[str], origin: str = "--at") -> dict[str, float]:
             if not (name.isidentifier() and name.isascii()):
                 raise JacliError(f"{name!r} is not a variable name", span, item, origin)
             if name in values:
-                raise JacliError(f"'{name}' is given twice", span, item, origin)
-            values[name] = _at_value(name, text, item, offset + len(part) - len(text), span,
-                                     origin)
+                also = f" ({files[name]} gives it too)" if name in files else ""
+                raise JacliError(f"'{name}' is given twice{also}", span, item, origin)
+            start = offset + len(part) - len(text)
+            if text.strip().startswith("["):
+                values[name] = _array_value(name, text, item, start, origin)
+            else:
+                values[name] = _at_value(name, text, item, start, span, origin)
             previous = (name, text)
     return values
 
 
 def _top_level_parts(item: str) -> Iterator[tuple[str, int]]:
     """The comma-separated parts of `item` and their offsets; commas inside parentheses
-    (`x=atan2(1, 2)`) do not separate."""
+    (`x=atan2(1, 2)`) or brackets (`x=[1, 2]`) do not separate."""
     depth, start = 0, 0
     for i, char in enumerate(item):
-        if char == "(":
+        if char in "([":
             depth += 1
-        elif char == ")":
+        elif char in ")]":
             depth = max(0, depth - 1)
         elif char == "," and depth == 0:
             yield item[start:i], start
             start = i + 1
     yield item[start:], start
+
+
+def _array_value(name: str, text: str, item: str, start: int, origin: str) -> np.ndarray:
+    """`[[1, 2], [3, pi]]` (text at offset `start` of `item`) as an array. Each element is
+    a number or a constant expression; the lists must be of one shape (not ragged)."""
+    from .components import array_from_text
+
+    def fail(message: str, where: tuple[int, int], hint: str | None = None) -> JacliError:
+        return JacliError(f"the value of '{name}' {message}", where, item, origin, hint=hint)
+
+    def element(first: int, stop: int) -> float:
+        pieces = item[first:stop].split()
+        if len(pieces) > 1 and all(map(_is_number, pieces)):
+            raise fail("has elements without a comma between them", (first, stop),
+                       hint=f"separate the elements with commas: [{', '.join(pieces)}]")
+        return _at_value(name, item[first:stop], item, first, (first, stop), origin)
+
+    return array_from_text(item, start, start + len(text), element, fail)
+
+
+def _json_number(value) -> float:
+    """A JSON element as a number: a number, or the strings "nan", "inf", "-inf" (and
+    numbers written as strings), as jacli's JSON output writes them."""
+    if isinstance(value, str):
+        try:
+            return parse_float(value)
+        except ValueError:
+            pass
+    if isinstance(value, _HugeInteger):
+        raise ValueError("has an integer too large for a double")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise ValueError(f"is not a number: {_json_text(value)}")
 
 
 def _at_value(name: str, text: str, item: str, start: int, span: tuple[int, int],
@@ -318,12 +381,16 @@ class PointsReader:
 
     def __init__(self, path: str, fmt: str | None, wanted: list[str], required: list[str],
                  npy_columns: list[str], columns: list[str] | None = None,
-                 shared: list[str] = ()):
+                 shared: list[str] = (), shapes: dict | None = None):
         self.format = guess_format(path, fmt)
         self.origin = "standard input" if path == "-" else path
         self.wanted, self.required, self.given_columns = wanted, required, columns
         self.shared = [name for name in shared if name in wanted]
         self.npy_columns = npy_columns
+        #: Shapes that --shape gives; JSON Lines rows must match them, .npz arrays too.
+        #: JSON Lines adds the shape of each variable's first row.
+        self.shapes: dict[str, tuple[int, ...]] = dict(shapes or {})
+        self.declared = dict(shapes or {})
         self.pending: list[str] = []
         if columns is not None:
             _check_columns(columns)
@@ -358,16 +425,23 @@ class PointsReader:
         if self.format == "npz":   # a zip's index is at its end: read whole
             source = io.BytesIO(self.binary.read()) if stdin else self.origin
             self.close()
-            self.array, self.columns = _load_npz(source, self.wanted, self.required,
-                                                 self.origin)
+            self.arrays, self.count = _load_npz(source, self.wanted, self.required,
+                                                self.origin, self.shapes)
             return
         if self.format == "npy":   # read a chunk at a time, from a file or a pipe
+            from .components import ColumnError, group_columns
+
             self.columns = columns if columns is not None else self.npy_columns
-            missing = [name for name in self.required if name not in self.columns]
+            try:   # the columns are components: x, or x[0], x[1], ...
+                self.groups = group_columns(self.columns, self.wanted)
+            except ColumnError as error:
+                raise JacliError(f"--columns {error}", origin="--columns") from None
+            missing = [name for name in self.required if name not in self.groups]
             if columns is not None and missing:
                 raise JacliError(f"no value for {', '.join(shown(m) for m in missing[:5])}: "
                                  f"--columns names {', '.join(columns)}",
                                  origin="--columns")
+            _check_declared(self.groups, self.declared, self.origin)
             self.npy = _NpyStream(self.binary, self.columns, self.origin)
             return
         self.lines = _Lines(self.binary, peeked)
@@ -438,37 +512,48 @@ class PointsReader:
                          f"numbers ({shorten(numbers, 200)})", origin="--points", hint=hint)
 
     def _use_header(self, header: list[str]) -> None:
+        from .components import ColumnError, group_columns
+
         self.header = header
-        missing = [name for name in self.required if name not in self.header]
+        try:
+            self.groups = group_columns(header, self.wanted)
+        except ColumnError as error:
+            where = "--columns" if self.given_columns is not None else self.origin
+            raise JacliError(f"{where} {error}", origin="--points") from None
+        missing = [name for name in self.required if name not in self.groups]
         if missing:
             names = shorten(', '.join(map(shorten, self.header)), 200)
             where = f"--columns names {names}" if self.given_columns is not None else \
                 f"{self.origin} has the columns {names}"
             raise JacliError(f"no value for {', '.join(shown(m) for m in missing[:5])}: "
                              f"{where}", origin="--points")
-        self.used = [j for j, name in enumerate(self.header) if name in self.wanted]
-        twice = {self.header[j] for j in self.used if self.header.count(self.header[j]) > 1}
-        if twice:
-            raise JacliError(f"{self.origin} has the column {shown(twice.pop())} twice",
-                             origin="--points")
-        both = [name for name in self.header if name in self.shared]
+        self.used = sorted(j for group in self.groups.values() for j in group.columns)
+        self.positions = {j: k for k, j in enumerate(self.used)}
+        both = [name for name in self.groups if name in self.shared]
         if both:
             raise JacliError(f"{shown(both[0])} is given both by --at and by --points",
                              origin="--points")
+        _check_declared(self.groups, self.declared, self.origin)
 
     def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[Points]:
         """The points, `rows` at a time (fewer when the lines are long, or when the input
         stalls: a pipe's rows are passed on as they arrive), in order; at least one
         (maybe empty) chunk."""
         if self.format == "npz":   # (read whole when opened)
-            for start in range(0, max(len(self.array), 1), rows):
-                block = self.array[start:start + rows]
-                yield Points({name: block[:, j] for j, name in enumerate(self.columns)},
-                             len(block), {}, start)
+            for start in range(0, max(self.count, 1), rows):
+                stop = min(start + rows, self.count)
+                yield Points({name: a[start:stop] for name, a in self.arrays.items()},
+                             stop - start, {}, start)
             return
         try:
             if self.format == "npy":
-                yield from self.npy.chunks(rows)
+                for points in self.npy.chunks(rows):   # its columns as variables
+                    arrays = {}
+                    for name, group in self.groups.items():
+                        parts = [points.columns[self.columns[j]] for j in group.columns]
+                        arrays[name] = parts[0] if not group.shape else np.stack(
+                            parts, axis=1).reshape((points.count,) + group.shape)
+                    yield points._replace(columns=arrays)
             else:
                 yield from self._text_chunks(rows)
         except OSError as error:
@@ -505,6 +590,8 @@ class PointsReader:
             yield self._parse(block, first)
 
     def _parse(self, lines: list[str], first_row: int) -> Points:
+        from .components import group_table
+
         bad_lines = {row: str(line) for row, line in enumerate(lines)
                      if isinstance(line, _BadLine)}
         if bad_lines:  # (the NUL spoils the row for both readers; its message is kept)
@@ -512,14 +599,14 @@ class PointsReader:
         if self.format in ("tsv", "ssv"):   # as CSV lines, for the CSV readers
             lines = [_as_csv(self._fields(line)) for line in lines]
         if self.format == "jsonl":
-            points = _parse_jsonl(lines, self.wanted, self.required, self.shared)
+            points = _parse_jsonl(lines, self.wanted, self.required, self.shared, self.shapes,
+                                  self.declared)
         else:
             data = _read_csv_fast(lines, len(self.header), self.used)
             bad: dict[int, str] = {}
             if data is None:
                 data, bad = _read_csv_rows(lines, self.header, self.used)
-            points = Points({self.header[j]: data[:, k] for k, j in enumerate(self.used)},
-                            len(lines), bad)
+            points = Points(group_table(data, self.positions, self.groups), len(lines), bad)
         points.bad_rows.update(bad_lines)
         return points._replace(first_row=first_row)
 
@@ -547,18 +634,22 @@ def _as_csv(fields: list[str]) -> str:
 def _check_columns(columns: list[str]) -> None:
     if not columns:
         raise JacliError("no column named: give --columns x,y,...", origin="--columns")
+    from .components import split_component
+
     for name in columns:
-        if not (name.isidentifier() and name.isascii()):
+        if split_component(name) is None:
             raise JacliError(f"{name!r} is not a variable name", origin="--columns")
         if columns.count(name) > 1:
             raise JacliError(f"'{name}' is named twice", origin="--columns")
 
 
-def _load_npz(source, wanted: list[str], required: list[str],
-              origin: str) -> tuple[np.ndarray, list[str]]:
-    """The (B, k) array of the named arrays of an .npz (one per variable, first axis the
-    points) that the program uses, and their names."""
+def _load_npz(source, wanted: list[str], required: list[str], origin: str,
+              shapes: dict) -> tuple[dict[str, np.ndarray], int]:
+    """The arrays (B, *shape) of an .npz (one per variable, first axis the points) that
+    the program uses, and B. An array (B, 1) is a scalar's unless --shape says (1,)."""
     import zipfile
+
+    from .components import shape_text as _shape_text
 
     try:
         with np.load(source, allow_pickle=False) as archive:
@@ -574,23 +665,27 @@ def _load_npz(source, wanted: list[str], required: list[str],
     except (ValueError, OSError, EOFError, zipfile.BadZipFile):
         raise JacliError(f"{origin} is not a NumPy .npz file of numbers", origin="--points") \
             from None
-    length = None
+    length, result = None, {}
     for name, array in zip(columns, arrays):
         if array.dtype.kind not in "fiub":
             raise JacliError(f"the array '{name}' of {origin} holds {array.dtype}, not numbers",
                              origin="--points")
-        if array.ndim == 2 and array.shape[1] == 1:
+        if array.ndim == 2 and array.shape[1] == 1 and shapes.get(name) != (1,):
             array = array[:, 0]
-        if array.ndim != 1:
+        if array.ndim == 0:
+            raise JacliError(f"the array '{name}' of {origin} has shape (); expected "
+                             "(B, ...): the points first", origin="--points")
+        if name in shapes and array.shape[1:] != tuple(shapes[name]):
             raise JacliError(f"the array '{name}' of {origin} has shape {array.shape}; "
-                             "expected (B,): one value per point", origin="--points")
+                             f"--shape says {_shape_text(shapes[name])}: expected "
+                             f"{_shape_text((len(array),) + tuple(shapes[name]))}",
+                             origin="--points")
         if length is not None and len(array) != length:
             raise JacliError(f"the arrays of {origin} differ in length: '{columns[0]}' has "
                              f"{length} values, '{name}' {len(array)}", origin="--points")
         length = len(array)
-    if not columns:   # the program reads none of them: as many points as the first has
-        return np.empty((count or 0, 0)), []
-    return np.column_stack([a.reshape(len(a), -1)[:, 0] for a in arrays]).astype(float), columns
+        result[name] = array.astype(float)
+    return result, (length if columns else count or 0)
 
 
 TOO_LONG = f"is longer than {LINE_LIMIT:,} bytes"
@@ -740,9 +835,22 @@ def _read_csv_rows(body: list[str], header: list[str], used: list[int]):
 
 
 def _parse_jsonl(lines: list[str], wanted: list[str], required: list[str],
-                 shared: list[str] = ()) -> Points:
+                 shared: list[str] = (), shapes: dict | None = None,
+                 declared: dict | None = None) -> Points:
+    """JSON Lines rows as arrays. `shapes` holds the shape each variable must have (from
+    --shape, or its first row, added here): a row whose value has another is bad."""
     import json
 
+    from .components import nested_array
+    from .components import shape_text as _shape_text
+
+    shapes = {} if shapes is None else shapes
+    declared = declared or {}
+
+    def other_shape(name: str, shape: tuple) -> str:
+        says = "--shape says" if name in declared else "the first row's"
+        return (f"the value of {shown(name)} has shape {_shape_text(shape)}; {says} "
+                f"{_shape_text(shapes[name])}")
     columns: dict[str, np.ndarray] = {}
     bad: dict[int, str] = {}
     for row, line in enumerate(lines):
@@ -760,12 +868,29 @@ def _parse_jsonl(lines: list[str], wanted: list[str], required: list[str],
         if missing:
             bad[row] = f"has no value for {shown(missing[0])}"
             continue
+        values = {}
         for name, value in record.items():
             if name not in wanted:
                 continue
             if name in shared:   # JSON Lines has no header: each row is checked alone
                 bad[row] = f"gives {shown(name)}, which --at gives too"
                 break
+            if isinstance(value, list):
+                raw = value
+                try:
+                    value = nested_array(value, _json_number)
+                except ValueError as error:
+                    bad[row] = f"the value of {shown(name)} {error}"
+                    break
+                shape = shapes.get(name, value.shape)
+                if shape == ():   # as v1 says it, for a scalar
+                    bad[row] = f"the value of {shown(name)} is not a number: {_json_text(raw)}"
+                    break
+                if value.shape != shape:
+                    bad[row] = other_shape(name, value.shape)
+                    break
+                values[name] = value
+                continue
             if isinstance(value, str):
                 try:
                     value = parse_float(value)
@@ -779,10 +904,30 @@ def _parse_jsonl(lines: list[str], wanted: list[str], required: list[str],
             if not isinstance(value, float):
                 bad[row] = f"the value of {shown(name)} is not a number: {_json_text(value)}"
                 break
+            if shapes.get(name, ()):
+                bad[row] = other_shape(name, ())
+                break
+            values[name] = value
+        if row in bad:
+            continue
+        for name, value in values.items():
             if name not in columns:
-                columns[name] = np.full(len(lines), np.nan)
+                if name not in shapes:   # the first good row sets each shape
+                    shapes[name] = np.shape(value)
+                columns[name] = np.full((len(lines),) + shapes[name], np.nan)
             columns[name][row] = value
     return Points(columns, len(lines), bad)
+
+
+def _check_declared(groups: dict, declared: dict, origin: str) -> None:
+    """The columns of a variable make the shape --shape gives it, if it gives one."""
+    from .components import shape_text
+
+    for name, group in groups.items():
+        if name in declared and group.shape != tuple(declared[name]):
+            raise JacliError(f"the columns of {origin} give {shown(name)} the shape "
+                             f"{shape_text(group.shape)}; --shape says "
+                             f"{shape_text(declared[name])}", origin="--points")
 
 
 class _HugeInteger(float):
