@@ -271,6 +271,50 @@ class _TapeBuilder:
         pass
 
 
+class _SpanRecorder(_TapeBuilder):
+    """A builder that also notes, per node, the spans a shape error's caret may need:
+    a binary operator's token, the subscripts of an index, the elements of a literal,
+    the `axis=k` of a call (the first occurrence, for shared nodes)."""
+
+    def __init__(self, source: str):
+        super().__init__(source)
+        self.details: dict[int, dict] = {}
+
+    def _note(self, result: _Expr, key: str, value) -> _Expr:
+        self.details.setdefault(result.index, {}).setdefault(key, value)
+        return result
+
+    def binary(self, children):
+        return self._note(super().binary(children), "operator", _span(children[1], children[1]))
+
+    def array(self, children):
+        return self._note(super().array(children), "items",
+                          [(e.start, e.end) for e in children[1]])
+
+    def index(self, children):
+        return self._note(super().index(children), "items",
+                          [(i.start, i.end) for i in children[2]])
+
+    def call(self, children):
+        result = super().call(children)
+        args = children[2] if len(children) == 4 else []
+        for keyword in (a for a in args if type(a) is _Keyword):
+            self._note(result, "axis", _span(keyword, keyword))
+        return result
+
+
+def node_details(source: str) -> tuple[list, dict[int, dict]]:
+    """For error messages only (it parses `source` again): the nodes of its tape, and per
+    node the spans of its parts (keys "operator", "items", "axis"; see _SpanRecorder)."""
+    recorder = _SpanRecorder(source)
+    try:
+        with paused_gc():
+            _run_lalr(source, recorder)
+    except JacliError:
+        pass
+    return recorder.tape.nodes, recorder.details
+
+
 #: Names of functions in other languages and books -> jacli's form ("{a}": the argument
 #: as an operand of ^, "{r}": as written).
 ALIASES = {
