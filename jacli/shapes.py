@@ -101,8 +101,11 @@ def _matmul(shapes, params):
 
 
 def _axis(name: str, shape: Shape, axis: int) -> int:
-    """`axis` normalised by the rank of `shape`, or a ShapeError (caret under axis=)."""
+    """`axis` normalised by the rank of `shape`, or a ShapeError (caret under axis=). A
+    scalar takes axis 0 or -1, as in NumPy (np.sum(3, axis=0) is 3): returned as 0."""
     rank = len(shape)
+    if rank == 0 and axis in (0, -1):
+        return 0
     if not -rank <= axis < rank:
         raise ShapeError(f"{name} of shape {shape}: axis {axis} is out of range for "
                          f"rank {rank}", where="axis")
@@ -119,17 +122,16 @@ def _reduction(op: str):
         if axis is None:
             return ()
         axis = _axis(name, shape, axis)
-        return shape[:axis] + shape[axis + 1:]
+        return shape[:axis] + shape[axis + 1:]   # () for a scalar
     rule.__name__ = f"_{op}_shape"
     return rule
 
 
 def _softmax(shapes, params):
-    """softmax along an axis (params (axis,), -1 unless written): the shape is kept. A
-    scalar is its own last axis: softmax(3) is 1."""
+    """softmax along an axis (params (axis,), -1 unless written): the shape is kept
+    (softmax(3) is 1)."""
     (shape,), (axis,) = shapes, params
-    if shape or axis != -1:
-        _axis("softmax", shape, axis)
+    _axis("softmax", shape, axis)
     return shape
 
 
