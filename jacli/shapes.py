@@ -30,6 +30,14 @@ def _names(shapes) -> str:
 def broadcast(shapes: list[Shape], what: str) -> Shape:
     """NumPy broadcasting of `shapes`, or a ShapeError naming them (`what` is the
     operator or function: `+ of shapes (2,) and (3,): cannot broadcast`)."""
+    common = ()
+    for shape in shapes:   # the usual case first: one shape, and scalars
+        if shape and shape != common:
+            if common:
+                break
+            common = shape
+    else:
+        return common
     rank = max(len(s) for s in shapes)
     result = []
     for axis in range(-rank, 0):
@@ -246,9 +254,17 @@ def infer_shapes(tape, variable_shapes: dict[str, tuple]) -> list[Shape]:
     from .prims import PRIMITIVES   # here, not at the top: prims.py imports this module
 
     given = {name: tuple(shape) for name, shape in variable_shapes.items()}
+    nodes = tape.nodes
+    rules: dict = {}   # op -> its shape rule, or None (elementwise)
+    for op in {node.op for node in nodes}:
+        primitive = PRIMITIVES.get(op)
+        rules[op] = primitive.shape if primitive is not None and primitive.shape is not None \
+            else SHAPE_RULES.get(op)
+    if not any(given.values()) and not any(rules.values()):
+        return [()] * len(nodes)   # a scalar program (v1): every shape is ()
     shapes: list[Shape] = []
     append = shapes.append
-    for index, node in enumerate(tape.nodes):
+    for index, node in enumerate(nodes):
         op = node.op
         if op == "const":
             append(())
@@ -257,15 +273,14 @@ def infer_shapes(tape, variable_shapes: dict[str, tuple]) -> list[Shape]:
             append(given.get(node.name, ()))
             continue
         args = [shapes[a] for a in node.args]
-        primitive = PRIMITIVES.get(op)
-        rule = primitive.shape if primitive is not None and primitive.shape is not None \
-            else SHAPE_RULES.get(op)
+        rule = rules[op]
         try:
             if rule is not None:
                 append(tuple(rule(args, node.params)))
-            elif not any(args):          # scalars only: the v1 case, kept fast
+            elif not any(args):          # scalars only
                 append(())
             else:
+                primitive = PRIMITIVES.get(op)
                 symbol = primitive.symbol if primitive is not None else None
                 append(broadcast(args, symbol or _WRITTEN.get(op, op)))
         except ShapeError as error:
