@@ -507,3 +507,73 @@ def test_larks_lexer_and_parser_agree_with_ours_on_the_array_corpus():
                   for t in _BracketNewlines().process(reference.lex(program))]
         assert ours == theirs, case["id"]
         reference.parse(program)   # accepted by Lark's own LALR parser too
+
+
+# --- the parser's meaning, end to end: the corpus's values by a NumPy interpreter ---------
+
+def _numpy_ops():
+    """Each op the parser emits, as NumPy computes it: written here, independently of
+    jacli's engine and primitive table."""
+    def reduce(function):
+        return lambda a, params: function(a, axis=params[0])
+
+    def softmax(a, params):
+        z = np.exp(a - np.max(a, axis=params[0], keepdims=True))
+        return z / np.sum(z, axis=params[0], keepdims=True)
+
+    def index(a, params):
+        return a[tuple(slice(*i) if type(i) is tuple else i for i in params[0])]
+
+    unary = {"neg": np.negative, "sin": np.sin, "cos": np.cos, "tan": np.tan,
+             "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh,
+             "cosh": np.cosh, "tanh": np.tanh, "asinh": np.arcsinh, "acosh": np.arccosh,
+             "atanh": np.arctanh, "exp": np.exp, "expm1": np.expm1, "log": np.log,
+             "log1p": np.log1p, "log2": np.log2, "log10": np.log10, "sqrt": np.sqrt,
+             "cbrt": np.cbrt, "abs": np.abs, "sign": np.sign,
+             "sigmoid": lambda x: 1 / (1 + np.exp(-x)), "softplus": lambda x: np.log1p(np.exp(x)),
+             "relu": lambda x: np.maximum(x, 0), "transpose": np.transpose, "diag": np.diag,
+             "trace": np.trace, "det": np.linalg.det, "inv": np.linalg.inv}
+    binary = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
+              "pow": np.power, "atan2": np.arctan2, "hypot": np.hypot, "matmul": np.matmul,
+              "dot": np.dot, "outer": np.outer, "solve": np.linalg.solve}
+    table = {op: (lambda f: lambda params, *a: f(*a))(f) for op, f in {**unary, **binary}.items()}
+    table.update({
+        "max": lambda params, *a: np.maximum.reduce(np.broadcast_arrays(*a)),
+        "min": lambda params, *a: np.minimum.reduce(np.broadcast_arrays(*a)),
+        "stack": lambda params, *a: np.stack(a),
+        "index": lambda params, a: index(a, params),
+        "softmax": lambda params, a: softmax(a, params),
+        **{op: (lambda f: lambda params, a: reduce(f)(a, params))(f) for op, f in {
+            "sum": np.sum, "mean": np.mean, "prod": np.prod, "amax": np.max, "amin": np.min,
+            "norm": lambda a, axis: np.sqrt(np.sum(a * a, axis=axis)),
+            "logsumexp": lambda a, axis: np.log(np.sum(np.exp(a), axis=axis)),
+        }.items()},
+    })
+    return table
+
+
+def numpy_outputs(source: str, point: dict) -> list[np.ndarray]:
+    tape = parse(source)
+    table, values = _numpy_ops(), []
+    for node in tape.nodes:
+        if node.op == "const":
+            values.append(np.float64(node.value))
+        elif node.op == "var":
+            values.append(np.asarray(point[node.name], dtype=float))
+        else:
+            values.append(np.asarray(table[node.op](node.params,
+                                                    *[values[a] for a in node.args])))
+    return [values[n] for n in tape.output_nodes]
+
+
+@pytest.mark.skipif(not CORPUS.exists(), reason="shared corpus not present")
+def test_the_corpus_values_follow_from_the_parsed_programs():
+    """The tape the parser builds, run by NumPy, gives every corpus value (tolerance of the
+    corpus README): literals, subscripts, slices, precedence and axes mean what they should."""
+    for case in corpus_cases():
+        for point, expected in zip(case["points"], case["expected"]):
+            got = np.concatenate([o.reshape(-1) for o in numpy_outputs(case["program"], point)])
+            want = np.asarray(expected["value"], dtype=float).reshape(-1)
+            assert got.shape == want.shape, case["id"]
+            assert np.all(np.abs(got - want) <= 1e-8 * np.maximum(1, np.abs(want))), \
+                (case["id"], got, want)
