@@ -288,6 +288,23 @@ def infer_shapes(tape, variable_shapes: dict[str, tuple]) -> list[Shape]:
     return shapes
 
 
+def node_shape(op: str, shapes: list[Shape], params: tuple = ()) -> Shape:
+    """The shape of one new node, by the same rules as infer_shapes (for node builders
+    such as tape.NodeOps, which extend the shape list as they append nodes). Raises
+    ShapeError."""
+    from .prims import PRIMITIVES
+
+    primitive = PRIMITIVES.get(op)
+    rule = primitive.shape if primitive is not None and primitive.shape is not None \
+        else SHAPE_RULES.get(op)
+    if rule is not None:
+        return tuple(rule(list(shapes), params))
+    if not any(shapes):
+        return ()
+    symbol = primitive.symbol if primitive is not None else None
+    return broadcast(list(shapes), symbol or _WRITTEN.get(op, op))
+
+
 def shape_error_at(tape, index: int, error: ShapeError) -> JacliError:
     """`error` as a JacliError with its caret: under the binary operator of node `index`,
     its offending subscript or element, its `axis=k`, else the node's whole span."""

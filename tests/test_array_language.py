@@ -15,7 +15,8 @@ import pytest
 
 from jacli.errors import JacliError, ShapeError
 from jacli.parse import AXIS_FUNCTIONS, FUNCTIONS, parse
-from jacli.shapes import SHAPE_RULES, broadcast, infer_shapes, require_scalar_output
+from jacli.shapes import (SHAPE_RULES, broadcast, infer_shapes, node_shape,
+                          require_scalar_output)
 from jacli.tape import Node
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "arrays.jsonl"
@@ -445,6 +446,18 @@ def test_solve_dot_and_outer_are_numpys():
             numpy_shape(np.linalg.solve, a, b), (a, b)
         assert rule_shape(SHAPE_RULES["dot"], (a, b)) == numpy_shape(np_dot, a, b), (a, b)
         assert rule_shape(SHAPE_RULES["outer"], (a, b)) == numpy_shape(np_outer, a, b), (a, b)
+
+
+def test_one_node_gets_the_shape_the_pass_gives_it():
+    tape = parse("s = sum(W @ x + b, axis=0) * y; z = [x, x][1, ::-1]")
+    given = {"W": (2, 3), "x": (3,), "b": (2,), "y": (4, 1)}
+    shapes = infer_shapes(tape, given)
+    for node, shape in zip(tape.nodes, shapes):
+        if node.op not in ("var", "const"):
+            assert node_shape(node.op, [shapes[a] for a in node.args], node.params) == shape
+    assert shapes[tape.output_nodes[0]] == (4, 1) and shapes[tape.output_nodes[1]] == (3,)
+    with pytest.raises(ShapeError, match=r"^\+ of shapes \(2,\) and \(3,\): cannot broadcast$"):
+        node_shape("add", [(2,), (3,)])
 
 
 def test_a_scalar_is_an_array_wherever_numpy_says_so():
