@@ -579,8 +579,16 @@ def _in_context(expected: dict, values: list) -> dict:
     """What a state expects, less the closing bracket of the other kind than the one open
     (LALR merges the states of `(x` and `[x`): only `]` where a `[` is the innermost open
     bracket, only `)` where it is not, as before there were brackets."""
-    innermost = next((v.type for v in reversed(values)
-                      if type(v) is _Token and v.type in ("LPAR", "LSQB")), None)
+    innermost, closed = None, 0   # a `]` or `)` not reduced yet closes the one before it
+    for value in reversed(values):
+        if type(value) is _Token:
+            if value.type in ("RPAR", "RSQB"):
+                closed += 1
+            elif value.type in ("LPAR", "LSQB"):
+                if not closed:
+                    innermost = value.type
+                    break
+                closed -= 1
     drop = "RPAR" if innermost == "LSQB" else "RSQB"
     return {t: a for t, a in expected.items() if t != drop} if drop in expected else expected
 
@@ -767,7 +775,7 @@ def _adjacent(source: str, token: _Token) -> tuple[_Token, int, int] | None:
         seen.append(tok)
         if tok.start_pos >= token.start_pos:
             break
-    if len(seen) < 2 or seen[-2].type not in ("NUMBER", "NAME", "RPAR"):
+    if len(seen) < 2 or seen[-2].type not in ("NUMBER", "NAME", "RPAR", "RSQB"):
         return None
     before, after = seen[-2], seen[-1]
     end = after.end_pos
@@ -779,6 +787,11 @@ def _adjacent(source: str, token: _Token) -> tuple[_Token, int, int] | None:
                 end = i + 1
                 break
             i += 1
+    while source[end:].lstrip(" \t").startswith("["):   # y[1]: its subscripts too
+        close = _matching(source, source.index("[", end), "[", "]", 1)
+        if close is None:
+            break
+        end = close + 1
     start = before.start_pos
     if before.type == "RPAR":
         depth, i = 0, before.start_pos
@@ -788,7 +801,45 @@ def _adjacent(source: str, token: _Token) -> tuple[_Token, int, int] | None:
                 start = i
                 break
             i -= 1
+    elif before.type == "RSQB":   # x[0], A[1][2], f(x)[0], [1, 2]: the whole operand
+        i = before.start_pos
+        while True:
+            opening = _matching(source, i, "]", "[", -1)
+            if opening is None:
+                break
+            start = k = opening
+            while k > 0 and source[k - 1] in " \t":
+                k -= 1
+            previous = source[k - 1] if k else ""
+            if previous == "]":
+                i = k - 1
+                continue
+            if previous == ")":
+                start = _matching(source, k - 1, ")", "(", -1) or start
+                while start > 0 and (source[start - 1].isalnum() or source[start - 1] == "_"):
+                    start -= 1
+            elif previous and (previous.isalnum() or previous in "_."):
+                start = k - 1
+                while start > 0 and (source[start - 1].isalnum() or source[start - 1] in "_."):
+                    start -= 1
+            break
     return before, start, end
+
+
+def _matching(source: str, i: int, this: str, other: str, step: int) -> int | None:
+    """The position of the bracket `other` that matches `this` at source[i], walking in
+    direction `step`; None if there is none."""
+    depth = 0
+    while 0 <= i < len(source):
+        char = source[i]
+        if char == this:
+            depth += 1
+        elif char == other:
+            depth -= 1
+            if depth == 0:
+                return i
+        i += step
+    return None
 
 
 def _implicit_multiplication(source: str, token: _Token) -> str | None:

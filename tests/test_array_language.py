@@ -208,6 +208,25 @@ def test_what_is_expected_inside_a_literal_or_subscript_names_the_right_bracket(
     assert error_of("sin([x)").message == "unexpected ')': expected ']' or ','"
 
 
+@pytest.mark.parametrize("source, explicit", [
+    ("x[0] y", "x[0]*y"), ("y x[0]", "y*x[0]"), ("x[0] y[1]", "x[0]*y[1]"),
+    ("[1, 2] x", "[1, 2]*x"), ("A[0][1] sin(x)", "A[0][1]*sin(x)"),
+    ("sum(x)[0] 2", "sum(x)[0]*2"), ("1 + [[1], [2]][0] x", "[[1], [2]][0]*x"),
+])
+def test_implicit_multiplication_next_to_a_subscript_or_literal_gets_its_hint(source, explicit):
+    err = error_of(source)
+    assert err.message == "implicit multiplication is not accepted"
+    assert err.hint == f"write {explicit}"
+
+
+def test_a_closed_bracket_is_not_listed_as_expected_after_it():
+    # as after a closed parenthesis: `(x) ,`
+    expected = "unexpected ',': expected a new line or ';' or the end of the program"
+    assert error_of("(x) ,").message == expected
+    assert error_of("x[0] ,").message == expected
+    assert error_of("sin([x[0] y").message == "implicit multiplication is not accepted"
+
+
 def test_the_syntax_ops_are_not_callable_by_name():
     for name in ("stack", "index", "amax", "amin", "matmul"):
         assert name not in FUNCTIONS
