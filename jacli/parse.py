@@ -40,6 +40,9 @@ FUNCTIONS: dict[str, int] = {
     name: arity for name, arity in {**_PRIMITIVE_FUNCTIONS, **ARRAY_FUNCTIONS}.items()
     if name not in _SYNTAX_OPS
 }
+#: Names a program may not use as a variable or define: the functions of v1. The array
+#: functions' names stay free (`mean = (a + b)/2` is a v1 program), and calls still call.
+_RESERVED = frozenset(FUNCTIONS) - frozenset(ARRAY_FUNCTIONS)
 #: The functions that take `axis=k`, and the axis when it is not written.
 AXIS_FUNCTIONS: dict[str, int | None] = {
     "sum": None, "mean": None, "prod": None, "max": None, "min": None, "norm": None,
@@ -113,7 +116,7 @@ class _TapeBuilder:
             return _Expr(tape.names[name], *span)
         if name in CONSTANTS:
             return _Expr(tape.const(CONSTANTS[name], span), *span)
-        if name in FUNCTIONS:
+        if name in _RESERVED:
             raise JacliError(f"'{name}' is a function: call it as {name}(...)", span)
         self.used_as_input.setdefault(name, tok)
         return _Expr(tape.var(name, span), *span)
@@ -242,7 +245,7 @@ class _TapeBuilder:
         name, span = str(name_tok), _span(name_tok, name_tok)
         if name in CONSTANTS:
             raise JacliError(f"'{name}' is a constant and cannot be defined", span)
-        if name in FUNCTIONS:
+        if name in _RESERVED:
             raise JacliError(f"'{name}' is a function and cannot be defined", span)
         if name in self.tape.names:
             raise JacliError(f"'{shorten(name)}' is already defined", span)
@@ -326,6 +329,13 @@ ALIASES = {
     "expit": "sigmoid", "power": "pow",
     "sqr": "{a}^2 (or sqrt({r}))", "square": "{a}^2", "pow2": "{a}^2", "cube": "{a}^3",
     "pow3": "{a}^3", "exp2": "2^{a}", "exp10": "10^{a}", "root": "sqrt", "cuberoot": "cbrt",
+    # arrays (NumPy, PyTorch, MATLAB names)
+    "inverse": "inv", "pinv": "inv", "determinant": "det", "tr": "trace", "average": "mean",
+    "linsolve": "solve", "lstsq": "solve", "lse": "logsumexp", "amax": "max", "amin": "min",
+    "nanmax": "max", "nanmin": "min", "product": "prod", "vdot": "dot", "inner": "dot",
+    "reduce_sum": "sum", "reduce_mean": "mean", "permute": "transpose",
+    "matmul": "{a} @ {b}", "mm": "{a} @ {b}", "mv": "{a} @ {b}", "bmm": "{a} @ {b}",
+    "stack": "[{all}]", "array": "[{all}]", "vstack": "[{all}]", "asarray": "[{all}]",
 }
 
 
@@ -339,6 +349,13 @@ def _alias_hint(name: str, arguments: list[str] | None) -> str | None:
             return None
     if arguments is None or not all(arguments):
         arguments = ["x"]
+    if "{b}" in target:   # matmul(A, x) -> A @ x
+        a, b = arguments if len(arguments) == 2 else ["A", "x"]
+        return f"did you mean {target.format(a=_atomic(a), b=_atomic(b))}?"
+    if "{all}" in target:   # stack(a, b) -> [a, b]; array([1, 2]) -> [1, 2]
+        if len(arguments) == 1 and arguments[0].startswith("["):
+            return f"did you mean {arguments[0]}?"
+        return f"did you mean {target.format(all=', '.join(arguments))}?"
     if "{" in target:
         if len(arguments) != 1:
             arguments = ["x"]

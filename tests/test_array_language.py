@@ -242,6 +242,27 @@ def test_the_array_functions_are_in_the_table_with_their_arity():
                                    "softmax"}
 
 
+@pytest.mark.parametrize("source, hint", [
+    ("matmul(A, x + 1)", "did you mean A @ (x + 1)?"), ("mm(W, h)", "did you mean W @ h?"),
+    ("stack(x, y)", "did you mean [x, y]?"), ("array([1, 2])", "did you mean [1, 2]?"),
+    ("inverse(A)", "did you mean inv(A)?"), ("tr(A)", "did you mean trace(A)?"),
+    ("amax(x)", "did you mean max(x)?"), ("Sum(x)", "did you mean sum(x)?"),
+])
+def test_other_libraries_names_of_array_functions_get_jaclis_form(source, hint):
+    err = error_of(source)
+    assert err.message.startswith("unknown function") and err.hint == hint
+
+
+def test_the_new_function_names_stay_free_as_names_in_v1_programs():
+    # a v1 program naming a variable or a value `mean`, `sum`, `norm`, ... still parses;
+    # a call still calls; v1's own function names are still reserved
+    tape = parse("mean = (a + b)/2\nlet norm = mean^2; norm + trace")
+    assert tape.outputs == ["mean", "f2"] and tape.variables == ["a", "b", "trace"]
+    assert ops("let sum = x; sum + sum(x)") == [("sum", (0,), (None,)), ("add", (0, 1), ())]
+    assert error_of("sin = 2").message == "'sin' is a function and cannot be defined"
+    assert error_of("max + 1").message == "'max' is a function: call it as max(...)"
+
+
 def test_the_characters_hints_still_work_now_that_brackets_are_tokens():
     err = error_of("x \u00d7 y")
     assert err.message == "unexpected character '\u00d7'" and "write * for" in err.hint
