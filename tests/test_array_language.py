@@ -630,3 +630,64 @@ def test_the_corpus_values_follow_from_the_parsed_programs():
             assert got.shape == want.shape, case["id"]
             assert np.all(np.abs(got - want) <= 1e-8 * np.maximum(1, np.abs(want))), \
                 (case["id"], got, want)
+
+
+def _random_program(rng) -> tuple[str, dict]:
+    """A random array expression over variables of random shapes (many of them
+    mismatched), built without recursion, and the variables' values."""
+    shapes = [(), (2,), (3,), (2, 3), (3, 3), (3, 2), (1, 3), (2, 1)]
+    names = ["a", "b", "c", "d"]
+    point = {n: rng.standard_normal(shapes[rng.integers(len(shapes))]) for n in names}
+    parts = [str(rng.choice(names + ["2", "0.5"])) for _ in range(rng.integers(1, 5))]
+    while len(parts) > 1 or rng.random() < 0.3:
+        i = int(rng.integers(len(parts)))
+        kind = rng.integers(9)
+        if len(parts) > 1 and kind < 3:
+            j = i + 1 if i + 1 < len(parts) else i - 1
+            op = rng.choice(["+", "-", "*", "/", "@", "@"])
+            merged = f"({parts[min(i, j)]} {op} {parts[max(i, j)]})"
+            parts[min(i, j):max(i, j) + 1] = [merged]
+            continue
+        if len(parts) > 1 and kind == 3:
+            j = i + 1 if i + 1 < len(parts) else i - 1
+            merged = f"[{parts[min(i, j)]}, {parts[max(i, j)]}]"
+            parts[min(i, j):max(i, j) + 1] = [merged]
+            continue
+        x = parts[i]
+        if kind == 4:
+            axis = rng.choice(["", ", axis=0", ", axis=1", ", axis=-1", ", axis=2"])
+            parts[i] = f"{rng.choice(['sum', 'prod', 'max', 'min', 'norm', 'logsumexp'])}({x}{axis})"
+        elif kind == 5:
+            items = [str(rng.choice(["0", "1", "-1", "2", "-3", ":", "1:", ":-1", "::-1", "::2"]))
+                     for _ in range(rng.integers(1, 3))]
+            parts[i] = f"{x}[{', '.join(items)}]"
+        elif kind == 6:
+            parts[i] = f"{rng.choice(['transpose', 'tanh', 'exp', 'inv', 'det', 'trace'])}({x})"
+        elif kind == 7:
+            parts[i] = f"softmax({x}{rng.choice(['', ', axis=0', ', axis=1'])})"
+        else:
+            parts[i] = f"-{x}^2"
+        if len(parts) == 1 and rng.random() < 0.5:
+            break
+    return parts[0], point
+
+
+def test_random_array_programs_get_numpys_shapes_or_a_shape_error_where_numpy_fails():
+    rng = np.random.default_rng(2026)
+    errors = 0
+    for _ in range(400):
+        source, point = _random_program(rng)
+        tape = parse(source)
+        try:
+            with np.errstate(all="ignore"):
+                expected = numpy_outputs(source, point)[0].shape
+        except (ValueError, IndexError, np.linalg.LinAlgError):
+            expected = None
+        try:
+            got = infer_shapes(tape, {n: v.shape for n, v in point.items()})[tape.output_nodes[0]]
+        except JacliError as error:
+            assert error.span is not None and error.source == source
+            got = None
+            errors += 1
+        assert got == expected, (source, {n: v.shape for n, v in point.items()})
+    assert 50 < errors < 350   # both paths were exercised
