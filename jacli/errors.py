@@ -87,4 +87,12 @@ def shorten(text: str, limit: int = 40) -> str:
 
 class ShapeError(Exception):
     """A shape mismatch found by a primitive's shape rule (its message names both shapes);
-    the shape pass turns it into a JacliError with the span of the operator or call."""
+    the shape pass turns it into a JacliError with the span of the operator or call.
+
+    `where` narrows the caret: the position of the offending subscript of an index or
+    element of an array literal (an int), or "axis" for the `axis=k` of a call."""
+
+    def __init__(self, message: str, where: int | str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.where = where

@@ -19,16 +19,44 @@ import re
 from typing import NamedTuple
 
 from .errors import JacliError, line_col, shorten
-from .prims import CONSTANTS, FUNCTIONS, VARIADIC
+from .prims import CONSTANTS, VARIADIC
+from .prims import FUNCTIONS as _PRIMITIVE_FUNCTIONS
 from .tape import Tape, paused_gc
 
-_BINARY_OPS = {"PLUS": "add", "MINUS": "sub", "STAR": "mul", "SLASH": "div", "POW": "pow"}
+_BINARY_OPS = {"PLUS": "add", "MINUS": "sub", "STAR": "mul", "SLASH": "div", "POW": "pow",
+               "AT": "matmul"}
+
+#: The array functions of arrays.md, with their arity: primitives of the same names.
+ARRAY_FUNCTIONS: dict[str, int] = {
+    "sum": 1, "mean": 1, "prod": 1, "norm": 1, "logsumexp": 1, "softmax": 1, "dot": 2,
+    "outer": 2, "transpose": 1, "diag": 1, "trace": 1, "det": 1, "inv": 1, "solve": 2,
+}
+#: Ops the parser emits for syntax (a literal, a subscript, one-argument max/min): not
+#: callable by name.
+_SYNTAX_OPS = {"stack", "index", "amax", "amin", "matmul"}
+#: The functions a program may call, with their arity (VARIADIC: min and max, which also
+#: take one argument: then they are the reductions amax/amin).
+FUNCTIONS: dict[str, int] = {
+    name: arity for name, arity in {**_PRIMITIVE_FUNCTIONS, **ARRAY_FUNCTIONS}.items()
+    if name not in _SYNTAX_OPS
+}
+#: Names a program may not use as a variable or define: the functions of v1. The array
+#: functions' names stay free (`mean = (a + b)/2` is a v1 program), and calls still call.
+_RESERVED = frozenset(FUNCTIONS) - frozenset(ARRAY_FUNCTIONS)
+#: The functions that take `axis=k`, and the axis when it is not written.
+AXIS_FUNCTIONS: dict[str, int | None] = {
+    "sum": None, "mean": None, "prod": None, "max": None, "min": None, "norm": None,
+    "logsumexp": None, "softmax": -1,
+}
 
 _EXPECTED_WORDS = {  # terminal -> how an error message names it, in this order
     "NUMBER": "a number", "NAME": "a name", "LPAR": "'('", "MINUS": "'-'", "PLUS": "'+'",
-    "STAR": "'*'", "SLASH": "'/'", "POW": "'^'", "RPAR": "')'", "COMMA": "','",
-    "EQUAL": "'='", "_SEP": "a new line or ';'", "$END": "the end of the program",
+    "STAR": "'*'", "SLASH": "'/'", "POW": "'^'", "RPAR": "')'", "RSQB": "']'",
+    "COLON": "':'", "COMMA": "','", "EQUAL": "'='", "_SEP": "a new line or ';'",
+    "$END": "the end of the program",
 }
+# '[' and '@' are valid almost wherever an operand or an operator is: they are left out
+# of the lists of what was expected, so the messages of v1 programs stay as they were.
 _TOKEN_WORDS = {"$END": "end of program", "_SEP": "end of statement", "LET": "'let'"}
 
 
@@ -38,9 +66,31 @@ class _Expr(NamedTuple):
     end: int
 
 
+class _Integer(NamedTuple):
+    """An integer literal of a subscript or of `axis=k`, with its span."""
+    value: int
+    start: int
+    end: int
+
+
+class _Slice(NamedTuple):
+    """`start:stop:step` of a subscript (None for an omitted part), with its span."""
+    triple: tuple
+    start: int
+    end: int
+
+
+class _Keyword(NamedTuple):
+    """`axis=k` in a call."""
+    name: str
+    value: _Integer
+    start: int
+    end: int
+
+
 def _span(first, last) -> tuple[int, int]:
-    start = first.start if isinstance(first, _Expr) else first.start_pos
-    end = last.end if isinstance(last, _Expr) else last.end_pos
+    start = first.start_pos if type(first) is _Token else first.start   # or an _Expr, ...
+    end = last.end_pos if type(last) is _Token else last.end
     return start, end
 
 
@@ -66,7 +116,7 @@ class _TapeBuilder:
             return _Expr(tape.names[name], *span)
         if name in CONSTANTS:
             return _Expr(tape.const(CONSTANTS[name], span), *span)
-        if name in FUNCTIONS:
+        if name in _RESERVED:
             raise JacliError(f"'{name}' is a function: call it as {name}(...)", span)
         self.used_as_input.setdefault(name, tok)
         return _Expr(tape.var(name, span), *span)
@@ -80,6 +130,58 @@ class _TapeBuilder:
         span = _span(left, right)
         return _Expr(self.tape.apply(_BINARY_OPS[op.type], (left.index, right.index), span), *span)
 
+    def array(self, children):
+        lsqb, elements, rsqb = children
+        span = _span(lsqb, rsqb)
+        return _Expr(self.tape.apply("stack", tuple(e.index for e in elements), span), *span)
+
+    def empty_array(self, children):
+        lsqb, rsqb = children
+        raise JacliError("an array literal needs at least one element: [] has no shape",
+                         _span(lsqb, rsqb))
+
+    def elements(self, children):
+        return [c for c in children if type(c) is _Expr]
+
+    def index(self, children):
+        operand, _lsqb, items, rsqb = children
+        span = _span(operand, rsqb)
+        spec = tuple(i.triple if type(i) is _Slice else i.value for i in items)
+        return _Expr(self.tape.apply("index", (operand.index,), span, params=(spec,)), *span)
+
+    def subscripts(self, children):
+        return [c for c in children if type(c) is _Integer or type(c) is _Slice]
+
+    def slice(self, children):
+        parts, current = [], None
+        for child in children:
+            if type(child) is _Integer:
+                current = child.value
+            else:   # a ':'
+                parts.append(current)
+                current = None
+        parts.append(current)
+        parts += [None] * (3 - len(parts))
+        if parts[2] == 0:
+            step = next(c for c in reversed(children) if type(c) is _Integer)
+            raise JacliError("a slice step cannot be zero", _span(step, step))
+        start, end = _span(children[0], children[-1])
+        return _Slice(tuple(parts), start, end)
+
+    def integer(self, children):
+        start, end = _span(children[0], children[-1])
+        digits = children[-1]
+        if not digits.isdigit():
+            raise JacliError(f"an index, a slice bound or an axis is an integer, not "
+                             f"{shorten(str(digits))!r}", (start, end))
+        value = int(digits)
+        return _Integer(-value if len(children) == 2 else value, start, end)
+
+    def keyword(self, children):
+        name_tok, _eq, *number = children
+        value = self.integer(number)
+        return _Keyword(str(name_tok), value, name_tok.start_pos, value.end)
+
     def unary_sign(self, children):
         sign, operand = children
         span = _span(sign, operand)
@@ -88,7 +190,7 @@ class _TapeBuilder:
         return _Expr(self.tape.apply("neg", (operand.index,), span), *span)
 
     def arguments(self, children):
-        return [c for c in children if isinstance(c, _Expr)]
+        return [c for c in children if type(c) is _Expr or type(c) is _Keyword]
 
     def call(self, children):
         name_tok, rpar = children[0], children[-1]
@@ -100,19 +202,50 @@ class _TapeBuilder:
             raise JacliError(f"unknown function '{shorten(name)}'", _span(name_tok, name_tok),
                              hint=(_alias_hint(name, arguments) or _close_matches(name))
                              if len(name) <= 40 else None)
-        if arity == VARIADIC and len(args) < 2:
-            raise JacliError(f"{name}() takes 2 or more arguments, got {len(args)}", span)
-        if arity != VARIADIC and len(args) != arity:
+        keywords = [a for a in args if type(a) is _Keyword]
+        if keywords:
+            args = self._keywords_checked(name, args, keywords)
+        params = ()
+        if arity == VARIADIC:
+            if not args:
+                raise JacliError(f"{name}() takes 1 or more arguments, got 0", span)
+            if len(args) == 1:   # max(a), min(a): the largest / smallest element
+                name = "amax" if name == "max" else "amin"
+                params = (keywords[0].value.value if keywords else None,)
+            elif keywords:
+                raise JacliError(f"axis= is only accepted by {name}() with one argument: "
+                                 f"with {len(args)} it is elementwise",
+                                 _span(keywords[0], keywords[0]))
+        elif len(args) != arity:
             plural = "argument" if arity == 1 else "arguments"
             raise JacliError(f"{name}() takes {arity} {plural}, got {len(args)}", span)
-        return _Expr(self.tape.apply(name, tuple(a.index for a in args), span), *span)
+        elif name in AXIS_FUNCTIONS:
+            params = (keywords[0].value.value if keywords else AXIS_FUNCTIONS[name],)
+        return _Expr(self.tape.apply(name, tuple(a.index for a in args), span, params), *span)
+
+    def _keywords_checked(self, name: str, args: list, keywords: list) -> list:
+        """The positional arguments, once the keyword arguments are found valid."""
+        for keyword in keywords:
+            where = _span(keyword, keyword)
+            if keyword.name != "axis":
+                raise JacliError(f"unknown keyword argument '{shorten(keyword.name)}': the "
+                                 "one keyword argument is axis=k", where)
+            if name not in AXIS_FUNCTIONS:
+                raise JacliError(f"{name}() takes no axis=", where,
+                                 hint="axis= is accepted by " + ", ".join(AXIS_FUNCTIONS))
+        if len(keywords) > 1:
+            raise JacliError("axis= is given twice", _span(keywords[1], keywords[1]))
+        if args[-1] is not keywords[0]:
+            raise JacliError("axis= comes after the positional arguments",
+                             _span(keywords[0], keywords[0]))
+        return args[:-1]
 
     # --- statements ----------------------------------------------------------------
     def _define(self, name_tok: _Token, value: _Expr) -> None:
         name, span = str(name_tok), _span(name_tok, name_tok)
         if name in CONSTANTS:
             raise JacliError(f"'{name}' is a constant and cannot be defined", span)
-        if name in FUNCTIONS:
+        if name in _RESERVED:
             raise JacliError(f"'{name}' is a function and cannot be defined", span)
         if name in self.tape.names:
             raise JacliError(f"'{shorten(name)}' is already defined", span)
@@ -141,6 +274,50 @@ class _TapeBuilder:
         pass
 
 
+class _SpanRecorder(_TapeBuilder):
+    """A builder that also notes, per node, the spans a shape error's caret may need:
+    a binary operator's token, the subscripts of an index, the elements of a literal,
+    the `axis=k` of a call (the first occurrence, for shared nodes)."""
+
+    def __init__(self, source: str):
+        super().__init__(source)
+        self.details: dict[int, dict] = {}
+
+    def _note(self, result: _Expr, key: str, value) -> _Expr:
+        self.details.setdefault(result.index, {}).setdefault(key, value)
+        return result
+
+    def binary(self, children):
+        return self._note(super().binary(children), "operator", _span(children[1], children[1]))
+
+    def array(self, children):
+        return self._note(super().array(children), "items",
+                          [(e.start, e.end) for e in children[1]])
+
+    def index(self, children):
+        return self._note(super().index(children), "items",
+                          [(i.start, i.end) for i in children[2]])
+
+    def call(self, children):
+        result = super().call(children)
+        args = children[2] if len(children) == 4 else []
+        for keyword in (a for a in args if type(a) is _Keyword):
+            self._note(result, "axis", _span(keyword, keyword))
+        return result
+
+
+def node_details(source: str) -> tuple[list, dict[int, dict]]:
+    """For error messages only (it parses `source` again): the nodes of its tape, and per
+    node the spans of its parts (keys "operator", "items", "axis"; see _SpanRecorder)."""
+    recorder = _SpanRecorder(source)
+    try:
+        with paused_gc():
+            _run_lalr(source, recorder)
+    except JacliError:
+        pass
+    return recorder.tape.nodes, recorder.details
+
+
 #: Names of functions in other languages and books -> jacli's form ("{a}": the argument
 #: as an operand of ^, "{r}": as written).
 ALIASES = {
@@ -152,6 +329,13 @@ ALIASES = {
     "expit": "sigmoid", "power": "pow",
     "sqr": "{a}^2 (or sqrt({r}))", "square": "{a}^2", "pow2": "{a}^2", "cube": "{a}^3",
     "pow3": "{a}^3", "exp2": "2^{a}", "exp10": "10^{a}", "root": "sqrt", "cuberoot": "cbrt",
+    # arrays (NumPy, PyTorch, MATLAB names)
+    "inverse": "inv", "pinv": "inv", "determinant": "det", "tr": "trace", "average": "mean",
+    "linsolve": "solve", "lstsq": "solve", "lse": "logsumexp", "amax": "max", "amin": "min",
+    "nanmax": "max", "nanmin": "min", "product": "prod", "vdot": "dot", "inner": "dot",
+    "reduce_sum": "sum", "reduce_mean": "mean", "permute": "transpose",
+    "matmul": "{a} @ {b}", "mm": "{a} @ {b}", "mv": "{a} @ {b}", "bmm": "{a} @ {b}",
+    "stack": "[{all}]", "array": "[{all}]", "vstack": "[{all}]", "asarray": "[{all}]",
 }
 
 
@@ -165,6 +349,13 @@ def _alias_hint(name: str, arguments: list[str] | None) -> str | None:
             return None
     if arguments is None or not all(arguments):
         arguments = ["x"]
+    if "{b}" in target:   # matmul(A, x) -> A @ x
+        a, b = arguments if len(arguments) == 2 else ["A", "x"]
+        return f"did you mean {target.format(a=_atomic(a), b=_atomic(b))}?"
+    if "{all}" in target:   # stack(a, b) -> [a, b]; array([1, 2]) -> [1, 2]
+        if len(arguments) == 1 and arguments[0].startswith("["):
+            return f"did you mean {arguments[0]}?"
+        return f"did you mean {target.format(all=', '.join(arguments))}?"
     if "{" in target:
         if len(arguments) != 1:
             arguments = ["x"]
@@ -209,6 +400,7 @@ _TOKEN_RE = re.compile(r"""
   | (?P<LPAR>\() | (?P<RPAR>\)) | (?P<COMMA>,) | (?P<EQUAL>=)
   | (?P<_SEP>[;\n])
   | (?P<SKIP>[ \t\r\f]+|\#[^\n]*)
+  | (?P<AT>@) | (?P<LSQB>\[) | (?P<RSQB>\]) | (?P<COLON>:)     # last: v1 programs lex as fast
   | (?P<BAD>.)
 """, re.VERBOSE | re.DOTALL)
 
@@ -224,8 +416,25 @@ def _token(kind: str, text: str, start: int, end: int) -> _Token:
     return token
 
 
+_DEPTH = {"LPAR": 1, "LSQB": 1, "RPAR": -1, "RSQB": -1}
+
+
 def tokens(source: str):
-    """The tokens of `source`, with type, text, start_pos and end_pos."""
+    """The tokens of `source`, with type, text, start_pos and end_pos. A line break inside
+    ( ) or [ ] continues the statement: it is no token."""
+    if "\n" not in source:   # one line: no bracket depth to track
+        for match in _TOKEN_RE.finditer(source):
+            kind = match.lastgroup
+            if kind == "SKIP":
+                continue
+            if kind == "BAD":
+                raise _unexpected_character(source, match.start())
+            text = match.group()
+            if kind == "NAME" and text == "let":
+                kind = "LET"
+            yield _token(kind, text, match.start(), match.end())
+        return
+    depth = 0
     for match in _TOKEN_RE.finditer(source):
         kind = match.lastgroup
         if kind == "SKIP":
@@ -233,8 +442,13 @@ def tokens(source: str):
         if kind == "BAD":
             raise _unexpected_character(source, match.start())
         text = match.group()
-        if kind == "NAME" and text == "let":
-            kind = "LET"
+        if kind == "NAME":
+            if text == "let":
+                kind = "LET"
+        elif kind in _DEPTH:
+            depth = max(0, depth + _DEPTH[kind])
+        elif depth and kind == "_SEP" and text == "\n":
+            continue
         yield _token(kind, text, match.start(), match.end())
 
 
@@ -353,7 +567,10 @@ def _run_lalr(source: str, builder: _TapeBuilder) -> None:
         while True:
             action = actions[states[-1]].get(token.type)
             if action is None:
-                raise _syntax_error(source, token, actions[states[-1]])
+                action = _error_reduction(actions[states[-1]], token, rules)
+                if action is None:
+                    raise _syntax_error(source, token,
+                                        _in_context(actions[states[-1]], values))
             if action >= 0:
                 states.append(action)
                 values.append(token)
@@ -373,6 +590,37 @@ def _run_lalr(source: str, builder: _TapeBuilder) -> None:
             values.append(value)
             if states[-1] == end:
                 return
+
+
+def _in_context(expected: dict, values: list) -> dict:
+    """What a state expects, less the closing bracket of the other kind than the one open
+    (LALR merges the states of `(x` and `[x`): only `]` where a `[` is the innermost open
+    bracket, only `)` where it is not, as before there were brackets."""
+    innermost, closed = None, 0   # a `]` or `)` not reduced yet closes the one before it
+    for value in reversed(values):
+        if type(value) is _Token:
+            if value.type in ("RPAR", "RSQB"):
+                closed += 1
+            elif value.type in ("LPAR", "LSQB"):
+                if not closed:
+                    innermost = value.type
+                    break
+                closed -= 1
+    drop = "RPAR" if innermost == "LSQB" else "RSQB"
+    return {t: a for t, a in expected.items() if t != drop} if drop in expected else expected
+
+
+def _error_reduction(state: dict, token: _Token, rules) -> int | None:
+    """A name just read inside a call's parentheses may still become `axis=`, so its
+    state is not the one a name has elsewhere, which reduces it on any lookahead: where
+    the program then ends, reduce it all the same, so the error is found where it was
+    before keyword arguments (`sin(x` expects "')' or ','"). None elsewhere."""
+    if token.type not in ("$END", "_SEP") or "EQUAL" not in state:
+        return None
+    for action in state.values():
+        if action < 0 and rules[~action][2] == "name":
+            return action
+    return None
 
 
 def _flatten(children: list) -> _Spliced:
@@ -413,10 +661,25 @@ def _name_outputs(tape: Tape, pending) -> None:
 
 def _syntax_error(source: str, token: _Token, expected_symbols) -> JacliError:
     expected = _expected(expected_symbols)
+    unclosed = _unclosed_bracket(source, token)
     if token.type == "$END":
         end = len(source.rstrip())
         return JacliError(f"unexpected end of program: expected {expected}", (end, end + 1),
-                          source)
+                          source, hint=unclosed)
+    if unclosed:   # `sin(x` then a new line: the statement went on
+        what = _TOKEN_WORDS.get(token.type, repr(str(token)))
+        return JacliError(f"unexpected {what}: expected {expected}",
+                          (token.start_pos, token.end_pos), source, hint=unclosed)
+    if set(expected_symbols) == {"NUMBER", "MINUS"}:   # after `name=` in a call
+        return JacliError(f"unexpected {_TOKEN_WORDS.get(token.type, repr(str(token)))}: "
+                          f"expected {expected}", (token.start_pos, token.end_pos), source,
+                          hint="the one keyword argument is axis=k, k an integer literal; "
+                               "'=' names a value only at the start of a statement")
+    if "COLON" in expected_symbols and token.type in ("NAME", "LPAR", "NUMBER", "LSQB"):
+        return JacliError(f"unexpected {_TOKEN_WORDS.get(token.type, repr(str(token)))}: "
+                          f"expected {expected}", (token.start_pos, token.end_pos), source,
+                          hint="indices, slice bounds and steps are integer literals: "
+                               "x[0], x[-1], x[1:3], A[:, 0]")
     if token.type == "_SEP":
         position = token.start_pos
         if position and source[position - 1] == "\r":   # CRLF: the line ends at the \r
@@ -440,6 +703,35 @@ def _syntax_error(source: str, token: _Token, expected_symbols) -> JacliError:
                           hint=f"write {suggestion}")
     what = _TOKEN_WORDS.get(token.type, repr(str(token)))
     return JacliError(f"unexpected {what}: expected {expected}", span, source)
+
+
+def _unclosed_bracket(source: str, token: _Token) -> str | None:
+    """When a line break inside ( ) or [ ] came before `token`: a hint naming the bracket
+    left open (the statement went on to the next line); else None."""
+    if "\n" not in source:
+        return None
+    opened, previous_end = [], 0
+    try:
+        for tok in tokens(source):
+            if tok.start_pos >= token.start_pos:
+                break
+            if tok.type in ("LPAR", "LSQB"):
+                opened.append(tok)
+            elif tok.type in ("RPAR", "RSQB") and opened:
+                opened.pop()
+            previous_end = tok.end_pos
+    except JacliError:
+        pass
+    gap = source[previous_end:token.start_pos]
+    if not opened or "\n" not in re.sub(r"#[^\n]*", "", source[opened[-1].start_pos:
+                                                              token.start_pos]):
+        return None
+    if token.type not in ("$END",) and "\n" not in gap:
+        return None
+    line, column = line_col(source, opened[-1].start_pos)
+    closing = ")" if opened[-1].type == "LPAR" else "]"
+    return (f"the {str(opened[-1])!r} at line {line}, column {column} is not closed, so the "
+            f"statement went on past the line break: is a {closing!r} missing?")
 
 
 def _looks_like_radix_literal(source: str, token: _Token) -> bool:
@@ -500,7 +792,7 @@ def _adjacent(source: str, token: _Token) -> tuple[_Token, int, int] | None:
         seen.append(tok)
         if tok.start_pos >= token.start_pos:
             break
-    if len(seen) < 2 or seen[-2].type not in ("NUMBER", "NAME", "RPAR"):
+    if len(seen) < 2 or seen[-2].type not in ("NUMBER", "NAME", "RPAR", "RSQB"):
         return None
     before, after = seen[-2], seen[-1]
     end = after.end_pos
@@ -512,6 +804,11 @@ def _adjacent(source: str, token: _Token) -> tuple[_Token, int, int] | None:
                 end = i + 1
                 break
             i += 1
+    while source[end:].lstrip(" \t").startswith("["):   # y[1]: its subscripts too
+        close = _matching(source, source.index("[", end), "[", "]", 1)
+        if close is None:
+            break
+        end = close + 1
     start = before.start_pos
     if before.type == "RPAR":
         depth, i = 0, before.start_pos
@@ -521,7 +818,45 @@ def _adjacent(source: str, token: _Token) -> tuple[_Token, int, int] | None:
                 start = i
                 break
             i -= 1
+    elif before.type == "RSQB":   # x[0], A[1][2], f(x)[0], [1, 2]: the whole operand
+        i = before.start_pos
+        while True:
+            opening = _matching(source, i, "]", "[", -1)
+            if opening is None:
+                break
+            start = k = opening
+            while k > 0 and source[k - 1] in " \t":
+                k -= 1
+            previous = source[k - 1] if k else ""
+            if previous == "]":
+                i = k - 1
+                continue
+            if previous == ")":
+                start = _matching(source, k - 1, ")", "(", -1) or start
+                while start > 0 and (source[start - 1].isalnum() or source[start - 1] == "_"):
+                    start -= 1
+            elif previous and (previous.isalnum() or previous in "_."):
+                start = k - 1
+                while start > 0 and (source[start - 1].isalnum() or source[start - 1] in "_."):
+                    start -= 1
+            break
     return before, start, end
+
+
+def _matching(source: str, i: int, this: str, other: str, step: int) -> int | None:
+    """The position of the bracket `other` that matches `this` at source[i], walking in
+    direction `step`; None if there is none."""
+    depth = 0
+    while 0 <= i < len(source):
+        char = source[i]
+        if char == this:
+            depth += 1
+        elif char == other:
+            depth -= 1
+            if depth == 0:
+                return i
+        i += step
+    return None
 
 
 def _implicit_multiplication(source: str, token: _Token) -> str | None:
