@@ -1,13 +1,22 @@
-"""Forward evaluation and reverse sweeps over a tape, vectorized over B points.
+"""Forward evaluation and reverse sweeps over a tape, vectorized over B points and
+over the seed directions of a Jacobian.
 
-Values are NumPy arrays of shape (B,) (or scalars for nodes that depend on no
-variable). Nothing here knows about parsing, the command line or rendering.
+Every value is laid out (K, B, *shape): `shape` the node's static shape, B the points
+(1 for a value shared by all points: constants, unbatched parameters), K the seed
+directions (1 for values; the output components in a reverse sweep, the input
+components in a forward sweep, chunked to bound memory). So a whole Jacobian is ONE
+sweep. Nothing here knows about parsing, the command line or rendering.
+
+Exact structural zeros: with every output's seed in one sweep, each node remembers which
+outputs (reverse) or inputs (forward) have actually reached it (a bitset); rows that
+have not are exact zeros and stay so, even where a partial is inf or nan, as with one
+sweep per output (0 * inf would be nan).
 
 Symbolic constants: a partial that a rule returns as a plain Python float
 (`m.const(...)`) is exact; 0.0 means "no contribution" (skipped), +-1.0 means the
 adjoint passes through unchanged. Every other partial is evaluated as its rule says
-(prims.NUMERIC), as JAX and PyTorch do. Constant nodes evaluate to np.float64, so the
-two are never confused (np.float64 is not `float` by `type(...) is float`).
+(prims.NUMERIC), as JAX and PyTorch do. Constant nodes evaluate to (1, 1) arrays, so the
+two are never confused.
 """
 
 from __future__ import annotations
@@ -17,8 +26,11 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import line_col
-from .prims import NUMERIC, PRIMITIVES, VARIADIC
+from .prims import NUMERIC, PRIMITIVES, VARIADIC, static_shape
 from .tape import CONST, VAR, Tape
+
+#: A sweep holds at most about this many floats per node (K chunks of seed directions).
+ROW_FLOATS = 1 << 22
 
 _NUMPY_KINDS = {  # NumPy's floating-point error -> what jacli says
     "divide by zero": "division by zero or a pole (result is inf or -inf)",
@@ -94,8 +106,14 @@ class WarningLog:
         return list(self.seen.values())
 
 
+def lift(value) -> np.ndarray:
+    """A variable's value (B or 1, *shape) in the runtime layout (1, B, *shape)."""
+    return np.asarray(value, dtype=float)[None]
+
+
 def forward(tape: Tape, env: dict[str, np.ndarray], needed: list[bool], log: WarningLog) -> list:
-    """The value of every needed node. `env` maps variable names to arrays (B,)."""
+    """The value of every needed node, (1, B or 1, *shape). `env` maps variable names to
+    arrays (B or 1, *shape)."""
     values: list = [None] * len(tape.nodes)
     log.tape, log.stage = tape, VALUE
     with log.errstate():
@@ -103,12 +121,13 @@ def forward(tape: Tape, env: dict[str, np.ndarray], needed: list[bool], log: War
             if not needed[index]:
                 continue
             if node.op == CONST:
-                values[index] = np.float64(node.value)
+                values[index] = np.full((1, 1), node.value)
             elif node.op == VAR:
-                values[index] = env[node.name]
+                values[index] = lift(env[node.name])
             else:
                 log.node = index
-                values[index] = PRIMITIVES[node.op].forward(*[values[a] for a in node.args])
+                values[index] = PRIMITIVES[node.op].forward(
+                    *[values[a] for a in node.args], *node.params)
     return values
 
 
@@ -123,16 +142,18 @@ def _times(adjoint, partial):
         return -adjoint
     if _is_symbolic(adjoint, 1.0):
         return partial
-    return adjoint * partial
+    return NUMERIC.mul(adjoint, partial)   # aligned by static rank
 
 
 class Partials:
-    """Local partial derivatives of tape entries, computed once and only on demand."""
+    """Local partial derivatives of elementwise tape entries, computed once and only on
+    demand (shared by every chunk of seed directions)."""
 
     def __init__(self, tape: Tape, values: list, log: WarningLog):
         self.tape, self.values, self.log = tape, values, log
         self.cache: dict[tuple[int, int], object] = {}    # what was asked for
         self._variadic: dict[int, list] = {}               # min/max: all partials at once
+        self.scalar = all(v is None or v.ndim == 2 for v in values)   # every shape ()
 
     def get(self, index: int, position: int):
         key = (index, position)
@@ -151,21 +172,117 @@ class Partials:
                 self.cache[key] = prim.partial(NUMERIC, self.values[index], args, position)
         return self.cache[key]
 
+    def cotangent(self, index: int, position: int, g):
+        """Argument `position`'s share of the cotangent g of entry `index`, or None."""
+        node = self.tape.nodes[index]
+        prim = PRIMITIVES[node.op]
+        arg = node.args[position]
+        if prim.vjp is None:   # elementwise: sum_to(g * partial)
+            partial = self.get(index, position)
+            if _is_symbolic(partial, 0.0):
+                return None
+            self.log.node, self.log.stage = index, CHAIN
+            c = _times(g, partial)
+            if not self.scalar and static_shape(c) != static_shape(self.values[arg]):
+                c = NUMERIC.sum_to(c, static_shape(self.values[arg]))
+            return c
+        if prim.arity > 0 and len(prim.vjp) < prim.arity:
+            raise NotImplementedError(f"{node.op} has no derivative rule")
+        self.log.node, self.log.stage = index, PARTIAL
+        return prim.vjp[position](NUMERIC, g, self.values[index],
+                                  [self.values[a] for a in node.args], node.params)
+
+    def tangent(self, index: int, position: int, t):
+        """The tangent entry `index` gets from argument `position`'s tangent t, or None."""
+        node = self.tape.nodes[index]
+        prim = PRIMITIVES[node.op]
+        if prim.jvp is None:   # elementwise: t * partial
+            partial = self.get(index, position)
+            if _is_symbolic(partial, 0.0):
+                return None
+            self.log.node, self.log.stage = index, CHAIN
+            return _times(t, partial)
+        self.log.node, self.log.stage = index, PARTIAL
+        return prim.jvp[position](NUMERIC, t, self.values[index],
+                                  [self.values[a] for a in node.args], node.params)
+
+
+class _Rows:
+    """Which seed rows (K) belong to which output (reverse) or input (forward): a node's
+    bitset of reached outputs/inputs becomes a row mask, None when it covers every row."""
+
+    def __init__(self, owners: np.ndarray):
+        self.owners = owners                  # (K,): the output/input of each row
+        self.full = 0
+        for k in set(owners.tolist()):
+            self.full |= 1 << k
+        self._masks: dict[int, np.ndarray | None] = {}
+
+    def mask(self, bits: int):
+        bits &= self.full
+        if bits == self.full:
+            return None
+        if bits not in self._masks:
+            self._masks[bits] = np.array([(bits >> k) & 1 for k in self.owners.tolist()],
+                                         dtype=bool)
+        return self._masks[bits]
+
+
+def _shaped(mask, like):
+    return mask.reshape((-1,) + (1,) * (np.ndim(like) - 1))
+
+
+def _merge(previous, p_mask, contribution, c_mask):
+    """previous + contribution, where only the rows of each mask (None: all rows) are
+    structurally non-zero: the other rows stay exact zeros (0 * inf stays 0), and a row
+    reached by one side only keeps its value exactly (-0.0 + 0.0 would be 0.0)."""
+    if c_mask is None and (previous is None or p_mask is None):
+        return contribution if previous is None else previous + contribution
+    if previous is None:
+        return np.where(_shaped(c_mask, contribution), contribution, 0.0)
+    total = previous + contribution
+    if p_mask is None:
+        return np.where(_shaped(c_mask, total), total, previous)
+    own = contribution if c_mask is None else np.where(
+        _shaped(c_mask, contribution), contribution, 0.0)
+    if c_mask is not None:
+        total = np.where(_shaped(c_mask, total), total, previous)
+    return np.where(_shaped(p_mask, total), total, own)
+
+
+def _on_rows(rule, index, position, g, mask):
+    """rule(index, position, g) computed on the rows of `mask` only (None: all), the other
+    rows exact zeros: rows that have not reached a node are never multiplied (0 * inf would
+    warn, and be nan)."""
+    if mask is None:
+        return rule(index, position, g)
+    live = rule(index, position, g[mask])
+    if live is None:
+        return None
+    out = np.zeros((len(mask),) + live.shape[1:])
+    out[mask] = live
+    return out
+
 
 def _accumulate(previous, contribution):
     return contribution if previous is None else previous + contribution
 
 
 def reverse_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
-                  depends: list[bool]) -> list:
-    """Adjoints of every node, from cotangent `seeds` at output nodes (a VJP).
+                  depends: list[bool], rows: _Rows | None = None,
+                  reached: dict[int, int] | None = None) -> list:
+    """Adjoints (K, B, *shape) of every node, from cotangent `seeds` at output nodes.
 
-    Entries that receive nothing stay None (a symbolic zero); only nodes that
-    depend on an input (`depends`) pass anything on.
+    Entries that receive nothing stay None (a symbolic zero); only nodes that depend on
+    an input (`depends`) pass anything on. With `rows`, `reached` gives the seeds' bitsets
+    of outputs, and rows of outputs that have not reached a node stay exact zeros.
     """
     adjoints: list = [None] * len(tape.nodes)
+    bits = [0] * len(tape.nodes) if rows is not None else None
     for node, seed in seeds.items():
         adjoints[node] = _accumulate(adjoints[node], seed)
+        if bits is not None:
+            bits[node] |= reached[node]
     nodes, log = tape.nodes, partials.log
     with log.errstate():   # once: entering np.errstate costs more than a small ufunc
         for index in range(max(seeds, default=-1), -1, -1):
@@ -175,48 +292,95 @@ def reverse_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
             for position, arg in enumerate(nodes[index].args):
                 if not depends[arg]:
                     continue
-                partial = partials.get(index, position)
-                if _is_symbolic(partial, 0.0):
+                if bits is None:
+                    contribution = partials.cotangent(index, position, adjoint)
+                else:
+                    contribution = _on_rows(partials.cotangent, index, position, adjoint,
+                                            rows.mask(bits[index]))
+                if contribution is None:
                     continue
                 log.node, log.stage = index, CHAIN
-                adjoints[arg] = _accumulate(adjoints[arg], _times(adjoint, partial))
+                if bits is None:
+                    adjoints[arg] = _accumulate(adjoints[arg], contribution)
+                else:
+                    adjoints[arg] = _merge(adjoints[arg], rows.mask(bits[arg]) if bits[arg]
+                                           else None, contribution, rows.mask(bits[index]))
+                    bits[arg] |= bits[index]
+        if bits is not None:
+            partials.reached = bits
         return adjoints
 
 
 def forward_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
-                  depends: list[bool], needed: list[bool]) -> list:
-    """Tangents of every node, from tangent `seeds` at variable nodes (a JVP).
+                  depends: list[bool], needed: list[bool], rows: _Rows | None = None,
+                  reached: dict[int, int] | None = None) -> list:
+    """Tangents (K, B, *shape) of every node, from tangent `seeds` at variable nodes.
 
-    The same partials as the reverse sweep, multiplied in the other order.
+    The same rules as the reverse sweep, in the other direction; with `rows`, rows of
+    inputs that have not reached a node stay exact zeros.
     """
     tangents: list = [None] * len(tape.nodes)
+    bits = [0] * len(tape.nodes) if rows is not None else None
     for node, seed in seeds.items():
         tangents[node] = seed
-    nodes, log = tape.nodes, partials.log
+        if bits is not None:
+            bits[node] = reached[node]
+    nodes, log, values = tape.nodes, partials.log, partials.values
     with log.errstate():
         for index, node in enumerate(nodes):
             if not node.args or not depends[index] or not needed[index]:
                 continue
-            tangent = None
+            tangent, mine = None, 0
             for position, arg in enumerate(node.args):
                 if tangents[arg] is None:
                     continue
-                partial = partials.get(index, position)
-                if _is_symbolic(partial, 0.0):
+                if bits is None:
+                    contribution = partials.tangent(index, position, tangents[arg])
+                else:
+                    contribution = _on_rows(partials.tangent, index, position, tangents[arg],
+                                            rows.mask(bits[arg]))
+                if contribution is None:
                     continue
                 log.node, log.stage = index, CHAIN
-                tangent = _accumulate(tangent, _times(tangents[arg], partial))
+                if (not partials.scalar
+                        and static_shape(contribution) != static_shape(values[index])):
+                    contribution = NUMERIC.broadcast_to(contribution,
+                                                        static_shape(values[index]))
+                if bits is None:
+                    tangent = _accumulate(tangent, contribution)
+                else:
+                    tangent = _merge(tangent, rows.mask(mine) if tangent is not None
+                                     else None, contribution, rows.mask(bits[arg]))
+                    mine |= bits[arg]
             tangents[index] = tangent
+            if bits is not None:
+                bits[index] = mine
         return tangents
 
 
 class Sweep(NamedTuple):
     """Everything one evaluation computed, for the API and the tape view."""
     values: list                 # per node (None where not needed)
-    outputs: np.ndarray          # (B, m)
-    jacobian: np.ndarray | None  # (B, m, n)
+    outputs: np.ndarray          # (B, m) over components
+    jacobian: np.ndarray | None  # (B, m, n) over components
     adjoints: list[list] | None  # per output: per-node adjoints (reverse mode, keep=True)
     partials: Partials | None
+
+
+def _size(value) -> int:
+    return int(np.prod(value.shape[2:], dtype=np.int64))
+
+
+def _gather(values: list, nodes: list[int], batch: int) -> np.ndarray:
+    """The nodes' values flat over components, (B, sum of sizes)."""
+    sizes = [_size(values[n]) for n in nodes]
+    out = np.empty((batch, sum(sizes)))
+    start = 0
+    for node, size in zip(nodes, sizes):
+        v = values[node]
+        out[:, start:start + size] = v.reshape(v.shape[1], size)
+        start += size
+    return out
 
 
 def _values(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[int],
@@ -225,17 +389,55 @@ def _values(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: li
     outputs' values gathered as (B, m)."""
     needed = tape.dependencies(output_nodes)
     values = forward(tape, env, needed, log)
-    outputs = np.empty((batch, len(output_nodes)))
-    for k, node in enumerate(output_nodes):
-        outputs[:, k] = values[node]
-    return needed, values, outputs
+    return needed, values, _gather(values, output_nodes, batch)
+
+
+def _unit_seeds(shape: tuple, rows: range, start: int) -> np.ndarray:
+    """(len(rows), 1, *shape): row r is the unit vector of component r - start."""
+    size = int(np.prod(shape, dtype=np.int64))
+    seed = np.zeros((len(rows), size))
+    components = np.arange(rows.start, rows.stop) - start
+    seed[np.arange(len(rows)), components] = 1.0
+    return seed.reshape((len(rows), 1) + tuple(shape))
+
+
+def _chunks(total: int, batch: int, widest: int):
+    rows = max(1, ROW_FLOATS // max(1, batch * widest))
+    for start in range(0, total, rows):
+        yield range(start, min(total, start + rows))
+
+
+def _segments(sizes: list[int]) -> list[tuple[int, int]]:
+    out, start = [], 0
+    for size in sizes:
+        out.append((start, start + size))
+        start += size
+    return out
+
+
+def _seed_chunk(nodes: list[int], shapes: list[tuple], segments, chunk: range,
+                live: list[bool]):
+    """Seeds for the rows `chunk` of the stacked unit directions, and each seeded node's
+    bitset (the output/input indices it stands for)."""
+    seeds: dict[int, np.ndarray] = {}
+    reached: dict[int, int] = {}
+    for k, (node, shape, (lo, hi)) in enumerate(zip(nodes, shapes, segments)):
+        if node is None or not live[k] or hi <= chunk.start or lo >= chunk.stop:
+            continue
+        part = range(max(lo, chunk.start), min(hi, chunk.stop))
+        seed = np.zeros((len(chunk), 1) + tuple(shape))
+        seed[part.start - chunk.start:part.stop - chunk.start] = _unit_seeds(shape, part, lo)
+        seeds[node] = seed if node not in seeds else seeds[node] + seed
+        reached[node] = reached.get(node, 0) | (1 << k)
+    return seeds, reached
 
 
 def evaluate(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[int],
              wrt: list[str] | None, log: WarningLog, keep: bool = False,
              mode: str = "reverse") -> Sweep:
-    """Values of `output_nodes` and, if `wrt` is given, their Jacobian w.r.t. `wrt`:
-    one reverse sweep per output (`mode="reverse"`) or one forward sweep per input.
+    """Values of `output_nodes` and, if `wrt` is given, their Jacobian w.r.t. `wrt`, over
+    components: ONE reverse sweep seeded with every output component (`mode="reverse"`)
+    or one forward sweep seeded with every input component, chunked to bound memory.
     With `keep`, the values, partials and (reverse mode) adjoints are kept for a trace."""
     needed, values, outputs = _values(tape, env, batch, output_nodes, log)
     if wrt is None:
@@ -243,47 +445,82 @@ def evaluate(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: l
 
     depends = tape.depends_on(wrt)
     partials = Partials(tape, values, log)
-    jacobian = np.zeros((batch, len(output_nodes), len(wrt)))
     wrt_nodes = [tape.variable_nodes.get(name) for name in wrt]
-    all_adjoints = []
+    wrt_shapes = [tuple(np.shape(env[name])[1:]) if name in env else () for name in wrt]
+    out_shapes = [static_shape(values[n]) for n in output_nodes]
+    out_seg = _segments([int(np.prod(s, dtype=np.int64)) for s in out_shapes])
+    in_seg = _segments([int(np.prod(s, dtype=np.int64)) for s in wrt_shapes])
+    m, n = out_seg[-1][1] if out_seg else 0, in_seg[-1][1] if in_seg else 0
+    jacobian = np.zeros((batch, m, n))
+    widest = max((_size(v) for v in values if v is not None), default=1)
     if mode == "forward":
-        for j, node in enumerate(wrt_nodes):
-            if node is None:
-                continue
-            tangents = forward_sweep(tape, partials, {node: 1.0}, depends, needed)
-            for k, root in enumerate(output_nodes):
-                if tangents[root] is not None:
-                    jacobian[:, k, j] = tangents[root]
+        owners = np.repeat(np.arange(len(wrt)), [hi - lo for lo, hi in in_seg])
+        live = [node is not None for node in wrt_nodes]
+        for chunk in _chunks(n, batch, widest):
+            rows = _Rows(owners[chunk.start:chunk.stop])
+            seeds, reached = _seed_chunk(wrt_nodes, wrt_shapes, in_seg, chunk, live)
+            tangents = forward_sweep(tape, partials, seeds, depends, needed, rows, reached)
+            for root, (lo, hi) in zip(output_nodes, out_seg):
+                t = tangents[root]
+                if t is not None:   # (K, B, *shape) -> (B, size, K)
+                    flat = t.reshape(t.shape[:2] + (hi - lo,))
+                    jacobian[:, lo:hi, chunk.start:chunk.stop] = np.moveaxis(flat, 0, -1)
         return Sweep(values if keep else [], outputs, jacobian, None, partials if keep else None)
-    for k, root in enumerate(output_nodes):
-        adjoints = reverse_sweep(tape, partials, {root: 1.0} if depends[root] else {}, depends)
-        for j, node in enumerate(wrt_nodes):
-            if node is not None and adjoints[node] is not None:
-                jacobian[:, k, j] = adjoints[node]
+    owners = np.repeat(np.arange(len(output_nodes)), [hi - lo for lo, hi in out_seg])
+    live = [bool(depends[root]) for root in output_nodes]
+    all_adjoints = []
+    for chunk in _chunks(m, batch, widest):
+        rows = _Rows(owners[chunk.start:chunk.stop])
+        seeds, reached = _seed_chunk(output_nodes, out_shapes, out_seg, chunk, live)
+        adjoints = reverse_sweep(tape, partials, seeds, depends, rows, reached)
+        for node, (lo, hi) in zip(wrt_nodes, in_seg):
+            a = None if node is None else adjoints[node]
+            if a is not None:   # (K, B, *shape) -> (B, K, size)
+                flat = a.reshape(a.shape[:2] + (hi - lo,))
+                jacobian[:, chunk.start:chunk.stop, lo:hi] = np.moveaxis(flat, 0, 1)
         if keep:
-            all_adjoints.append(adjoints)
+            all_adjoints += _per_output(adjoints, partials.reached, rows, chunk, out_seg)
     return Sweep(values if keep else [], outputs, jacobian,
                  all_adjoints if keep else None, partials if keep else None)
 
 
+def _per_output(adjoints, bits, rows: _Rows, chunk: range, out_seg) -> list[list]:
+    """The sweep's adjoints split into one list per output (its first component's row),
+    None where that output never reached the node (as a sweep of its own would give)."""
+    per_output = []
+    for k, (lo, hi) in enumerate(out_seg):
+        if not chunk.start <= lo < chunk.stop:
+            continue
+        row = lo - chunk.start
+        per_output.append([a[row] if a is not None and (bits[i] >> k) & 1 else None
+                           for i, a in enumerate(adjoints)])
+    return per_output
+
+
 def jvp(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[int],
         tangent: dict[str, np.ndarray], log: WarningLog) -> tuple[np.ndarray, np.ndarray]:
-    """Values (B, m) and J.v (B, m) for the tangent `v` given per variable."""
+    """Values (B, m) and J.v (B, m) for the tangent `v` given per variable
+    ((B or 1, *shape) each), over components."""
     needed, values, outputs = _values(tape, env, batch, output_nodes, log)
     depends = tape.depends_on(list(tangent))
-    seeds = {tape.variable_nodes[name]: t for name, t in tangent.items()
+    seeds = {tape.variable_nodes[name]: lift(t) for name, t in tangent.items()
              if name in tape.variable_nodes}
     tangents = forward_sweep(tape, Partials(tape, values, log), seeds, depends, needed)
-    result = np.zeros((batch, len(output_nodes)))
-    for k, node in enumerate(output_nodes):
-        if tangents[node] is not None:
-            result[:, k] = tangents[node]
+    result = np.zeros_like(outputs)
+    start = 0
+    for node in output_nodes:
+        size = _size(values[node])
+        t = tangents[node]
+        if t is not None:
+            result[:, start:start + size] = t.reshape(t.shape[1], size)
+        start += size
     return outputs, result
 
 
 def vjp(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[int],
         cotangent: list, wrt: list[str], log: WarningLog) -> tuple[np.ndarray, np.ndarray]:
-    """Values (B, m) and u^T.J (B, n) for the cotangent `u` given per output."""
+    """Values (B, m) and u^T.J (B, n) for the cotangent `u` given per output ((B or 1,
+    *shape) each, or 0), over components."""
     _, values, outputs = _values(tape, env, batch, output_nodes, log)
     depends = tape.depends_on(wrt)
     seeds: dict[int, object] = {}
@@ -291,11 +528,16 @@ def vjp(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[i
         for node, u in zip(output_nodes, cotangent):
             if depends[node]:
                 log.node, log.stage = node, CHAIN
-                seeds[node] = _accumulate(seeds.get(node), u)
+                u = np.broadcast_to(np.asarray(u, dtype=float),
+                                    (np.shape(u)[:1] or (1,)) + static_shape(values[node]))
+                seeds[node] = _accumulate(seeds.get(node), u[None])
     adjoints = reverse_sweep(tape, Partials(tape, values, log), seeds, depends)
-    result = np.zeros((batch, len(wrt)))
-    for j, name in enumerate(wrt):
+    sizes = [int(np.prod(np.shape(env[name])[1:], dtype=np.int64)) if name in env else 1
+             for name in wrt]
+    result = np.zeros((batch, sum(sizes)))
+    for (lo, hi), name in zip(_segments(sizes), wrt):
         node = tape.variable_nodes.get(name)
-        if node is not None and adjoints[node] is not None:
-            result[:, j] = adjoints[node]
+        a = None if node is None else adjoints[node]
+        if a is not None:
+            result[:, lo:hi] = a.reshape(a.shape[1], hi - lo)
     return outputs, result
