@@ -21,6 +21,8 @@ two are never confused.
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -208,60 +210,60 @@ class Partials:
 
 
 class _Rows:
-    """Which seed rows (K) belong to which output (reverse) or input (forward): a node's
-    bitset of reached outputs/inputs becomes a row mask, None when it covers every row."""
+    """The seed rows (K) of one chunk and which output (reverse) or input (forward) each
+    belongs to. A node holds only the rows that have reached it (compact: (k, B, *shape)
+    for the k rows of its bitset of outputs/inputs); every other row is an exact zero,
+    never computed, as with one sweep per output (0 * inf would be nan)."""
 
     def __init__(self, owners: np.ndarray):
         self.owners = owners                  # (K,): the output/input of each row
-        self.full = 0
-        for k in set(owners.tolist()):
-            self.full |= 1 << k
-        self._masks: dict[int, np.ndarray | None] = {}
+        self._positions: dict[int, np.ndarray] = {}
+        self._merges: dict[tuple[int, int], tuple] = {}
 
-    def mask(self, bits: int):
-        bits &= self.full
-        if bits == self.full:
-            return None
-        if bits not in self._masks:
-            self._masks[bits] = np.array([(bits >> k) & 1 for k in self.owners.tolist()],
-                                         dtype=bool)
-        return self._masks[bits]
+    def positions(self, bits: int) -> np.ndarray:
+        """The chunk's rows of the outputs/inputs in `bits`, in order."""
+        if bits not in self._positions:
+            self._positions[bits] = np.flatnonzero(
+                [(bits >> k) & 1 for k in self.owners.tolist()])
+        return self._positions[bits]
+
+    def merge(self, previous, p_bits: int, contribution, c_bits: int):
+        """previous + contribution over the union of their rows: a row that only one side
+        holds keeps its value exactly (-0.0 + 0.0 would be 0.0)."""
+        if previous is None:
+            return contribution
+        if p_bits == c_bits:
+            return previous + contribution
+        key = (p_bits, c_bits)
+        if key not in self._merges:
+            union = self.positions(p_bits | c_bits)
+            p, c = self.positions(p_bits), self.positions(c_bits)
+            both = np.intersect1d(p, c)
+            self._merges[key] = (len(union), np.searchsorted(union, p),
+                                 np.searchsorted(union, np.setdiff1d(c, p)),
+                                 np.searchsorted(c, np.setdiff1d(c, p)),
+                                 np.searchsorted(union, both), np.searchsorted(p, both),
+                                 np.searchsorted(c, both))
+        n, at_p, at_c_only, c_only, at_both, p_both, c_both = self._merges[key]
+        previous = _as_rows(previous, len(at_p))
+        contribution = _as_rows(contribution, len(c_only) + len(c_both))
+        out = np.empty((n,) + np.broadcast_shapes(previous.shape[1:], contribution.shape[1:]))
+        out[at_p] = previous
+        out[at_c_only] = contribution[c_only]
+        out[at_both] = previous[p_both] + contribution[c_both]
+        return out
 
 
-def _shaped(mask, like):
-    return mask.reshape((-1,) + (1,) * (np.ndim(like) - 1))
+def _as_rows(value, rows: int):
+    """A symbolic 1.0 seed (or what it became) as an array of `rows` rows."""
+    return value if isinstance(value, np.ndarray) else np.full((rows, 1), value)
 
 
-def _merge(previous, p_mask, contribution, c_mask):
-    """previous + contribution, where only the rows of each mask (None: all rows) are
-    structurally non-zero: the other rows stay exact zeros (0 * inf stays 0), and a row
-    reached by one side only keeps its value exactly (-0.0 + 0.0 would be 0.0)."""
-    if c_mask is None and (previous is None or p_mask is None):
-        return contribution if previous is None else previous + contribution
-    if previous is None:
-        return np.where(_shaped(c_mask, contribution), contribution, 0.0)
-    total = previous + contribution
-    if p_mask is None:
-        return np.where(_shaped(c_mask, total), total, previous)
-    own = contribution if c_mask is None else np.where(
-        _shaped(c_mask, contribution), contribution, 0.0)
-    if c_mask is not None:
-        total = np.where(_shaped(c_mask, total), total, previous)
-    return np.where(_shaped(p_mask, total), total, own)
-
-
-def _on_rows(rule, index, position, g, mask):
-    """rule(index, position, g) computed on the rows of `mask` only (None: all), the other
-    rows exact zeros: rows that have not reached a node are never multiplied (0 * inf would
-    warn, and be nan)."""
-    if mask is None:
-        return rule(index, position, g)
-    live = rule(index, position, g[mask])
-    if live is None:
-        return None
-    out = np.zeros((len(mask),) + live.shape[1:])
-    out[mask] = live
-    return out
+@lru_cache(maxsize=64)
+def _rows(owners: bytes) -> _Rows:
+    """The rows of a chunk, remembered: a batch sweeps the same rows for every chunk of
+    points, and their masks and merge indices are worked out once."""
+    return _Rows(np.frombuffer(owners, dtype=np.int64))
 
 
 def _accumulate(previous, contribution):
@@ -271,17 +273,20 @@ def _accumulate(previous, contribution):
 def reverse_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
                   depends: list[bool], rows: _Rows | None = None,
                   reached: dict[int, int] | None = None) -> list:
-    """Adjoints (K, B, *shape) of every node, from cotangent `seeds` at output nodes.
+    """Adjoints of every node, from cotangent `seeds` at output nodes.
 
     Entries that receive nothing stay None (a symbolic zero); only nodes that depend on
-    an input (`depends`) pass anything on. With `rows`, `reached` gives the seeds' bitsets
-    of outputs, and rows of outputs that have not reached a node stay exact zeros.
+    an input (`depends`) pass anything on. Without `rows` an adjoint is (K, B, *shape);
+    with them (a Jacobian's unit seeds), it holds only the rows of the outputs that have
+    reached the node (`partials.reached[node]`, a bitset; `reached` gives the seeds').
     """
     adjoints: list = [None] * len(tape.nodes)
-    bits = [0] * len(tape.nodes) if rows is not None else None
+    bits = [0] * len(tape.nodes)
     for node, seed in seeds.items():
-        adjoints[node] = _accumulate(adjoints[node], seed)
-        if bits is not None:
+        if rows is None:
+            adjoints[node] = _accumulate(adjoints[node], seed)
+        else:
+            adjoints[node] = rows.merge(adjoints[node], bits[node], seed, reached[node])
             bits[node] |= reached[node]
     nodes, log = tape.nodes, partials.log
     with log.errstate():   # once: entering np.errstate costs more than a small ufunc
@@ -292,38 +297,31 @@ def reverse_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
             for position, arg in enumerate(nodes[index].args):
                 if not depends[arg]:
                     continue
-                if bits is None:
-                    contribution = partials.cotangent(index, position, adjoint)
-                else:
-                    contribution = _on_rows(partials.cotangent, index, position, adjoint,
-                                            rows.mask(bits[index]))
+                contribution = partials.cotangent(index, position, adjoint)
                 if contribution is None:
                     continue
                 log.node, log.stage = index, CHAIN
-                if bits is None:
+                if rows is None:
                     adjoints[arg] = _accumulate(adjoints[arg], contribution)
                 else:
-                    adjoints[arg] = _merge(adjoints[arg], rows.mask(bits[arg]) if bits[arg]
-                                           else None, contribution, rows.mask(bits[index]))
+                    adjoints[arg] = rows.merge(adjoints[arg], bits[arg], contribution,
+                                               bits[index])
                     bits[arg] |= bits[index]
-        if bits is not None:
-            partials.reached = bits
+        partials.reached = bits
         return adjoints
 
 
 def forward_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
                   depends: list[bool], needed: list[bool], rows: _Rows | None = None,
                   reached: dict[int, int] | None = None) -> list:
-    """Tangents (K, B, *shape) of every node, from tangent `seeds` at variable nodes.
-
-    The same rules as the reverse sweep, in the other direction; with `rows`, rows of
-    inputs that have not reached a node stay exact zeros.
-    """
+    """Tangents of every node, from tangent `seeds` at variable nodes: the same rules as
+    the reverse sweep, in the other direction; with `rows`, compact over the inputs
+    that have reached each node (`partials.reached`)."""
     tangents: list = [None] * len(tape.nodes)
-    bits = [0] * len(tape.nodes) if rows is not None else None
+    bits = [0] * len(tape.nodes)
     for node, seed in seeds.items():
         tangents[node] = seed
-        if bits is not None:
+        if rows is not None:
             bits[node] = reached[node]
     nodes, log, values = tape.nodes, partials.log, partials.values
     with log.errstate():
@@ -334,11 +332,7 @@ def forward_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
             for position, arg in enumerate(node.args):
                 if tangents[arg] is None:
                     continue
-                if bits is None:
-                    contribution = partials.tangent(index, position, tangents[arg])
-                else:
-                    contribution = _on_rows(partials.tangent, index, position, tangents[arg],
-                                            rows.mask(bits[arg]))
+                contribution = partials.tangent(index, position, tangents[arg])
                 if contribution is None:
                     continue
                 log.node, log.stage = index, CHAIN
@@ -346,15 +340,14 @@ def forward_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
                         and static_shape(contribution) != static_shape(values[index])):
                     contribution = NUMERIC.broadcast_to(contribution,
                                                         static_shape(values[index]))
-                if bits is None:
+                if rows is None:
                     tangent = _accumulate(tangent, contribution)
                 else:
-                    tangent = _merge(tangent, rows.mask(mine) if tangent is not None
-                                     else None, contribution, rows.mask(bits[arg]))
+                    tangent = rows.merge(tangent, mine, contribution, bits[arg])
                     mine |= bits[arg]
             tangents[index] = tangent
-            if bits is not None:
-                bits[index] = mine
+            bits[index] = mine
+        partials.reached = bits
         return tangents
 
 
@@ -368,7 +361,7 @@ class Sweep(NamedTuple):
 
 
 def _size(value) -> int:
-    return int(np.prod(value.shape[2:], dtype=np.int64))
+    return math.prod(value.shape[2:])
 
 
 def _gather(values: list, nodes: list[int], batch: int) -> np.ndarray:
@@ -416,18 +409,18 @@ def _segments(sizes: list[int]) -> list[tuple[int, int]]:
 
 
 def _seed_chunk(nodes: list[int], shapes: list[tuple], segments, chunk: range,
-                live: list[bool]):
-    """Seeds for the rows `chunk` of the stacked unit directions, and each seeded node's
-    bitset (the output/input indices it stands for)."""
+                live: list[bool], rows: _Rows):
+    """Unit seeds for the rows `chunk` of the stacked directions, compact per node (only
+    its own rows), and each seeded node's bitset (the outputs/inputs it stands for)."""
     seeds: dict[int, np.ndarray] = {}
     reached: dict[int, int] = {}
     for k, (node, shape, (lo, hi)) in enumerate(zip(nodes, shapes, segments)):
         if node is None or not live[k] or hi <= chunk.start or lo >= chunk.stop:
             continue
         part = range(max(lo, chunk.start), min(hi, chunk.stop))
-        seed = np.zeros((len(chunk), 1) + tuple(shape))
-        seed[part.start - chunk.start:part.stop - chunk.start] = _unit_seeds(shape, part, lo)
-        seeds[node] = seed if node not in seeds else seeds[node] + seed
+        # a scalar's one row: the symbolic 1.0, as a sweep of its own would start with
+        seed = 1.0 if shape == () else _unit_seeds(shape, part, lo)
+        seeds[node] = rows.merge(seeds.get(node), reached.get(node, 0), seed, 1 << k)
         reached[node] = reached.get(node, 0) | (1 << k)
     return seeds, reached
 
@@ -448,36 +441,44 @@ def evaluate(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: l
     wrt_nodes = [tape.variable_nodes.get(name) for name in wrt]
     wrt_shapes = [tuple(np.shape(env[name])[1:]) if name in env else () for name in wrt]
     out_shapes = [static_shape(values[n]) for n in output_nodes]
-    out_seg = _segments([int(np.prod(s, dtype=np.int64)) for s in out_shapes])
-    in_seg = _segments([int(np.prod(s, dtype=np.int64)) for s in wrt_shapes])
+    out_seg = _segments([math.prod(s) for s in out_shapes])
+    in_seg = _segments([math.prod(s) for s in wrt_shapes])
     m, n = out_seg[-1][1] if out_seg else 0, in_seg[-1][1] if in_seg else 0
     jacobian = np.zeros((batch, m, n))
     widest = max((_size(v) for v in values if v is not None), default=1)
     if mode == "forward":
-        owners = np.repeat(np.arange(len(wrt)), [hi - lo for lo, hi in in_seg])
+        owners = np.repeat(np.arange(len(wrt), dtype=np.int64), [hi - lo for lo, hi in in_seg])
         live = [node is not None for node in wrt_nodes]
         for chunk in _chunks(n, batch, widest):
-            rows = _Rows(owners[chunk.start:chunk.stop])
-            seeds, reached = _seed_chunk(wrt_nodes, wrt_shapes, in_seg, chunk, live)
+            rows = _rows(owners[chunk.start:chunk.stop].tobytes())
+            seeds, reached = _seed_chunk(wrt_nodes, wrt_shapes, in_seg, chunk, live, rows)
             tangents = forward_sweep(tape, partials, seeds, depends, needed, rows, reached)
             for root, (lo, hi) in zip(output_nodes, out_seg):
                 t = tangents[root]
-                if t is not None:   # (K, B, *shape) -> (B, size, K)
+                if t is not None:   # (k, B, *shape) -> (B, size, k), at its k columns
+                    t = _as_rows(t, 1)
                     flat = t.reshape(t.shape[:2] + (hi - lo,))
-                    jacobian[:, lo:hi, chunk.start:chunk.stop] = np.moveaxis(flat, 0, -1)
+                    columns = chunk.start + rows.positions(partials.reached[root])
+                    jacobian[:, lo:hi, columns] = np.moveaxis(flat, 0, -1)
         return Sweep(values if keep else [], outputs, jacobian, None, partials if keep else None)
-    owners = np.repeat(np.arange(len(output_nodes)), [hi - lo for lo, hi in out_seg])
+    owners = np.repeat(np.arange(len(output_nodes), dtype=np.int64),
+                       [hi - lo for lo, hi in out_seg])
     live = [bool(depends[root]) for root in output_nodes]
     all_adjoints = []
     for chunk in _chunks(m, batch, widest):
-        rows = _Rows(owners[chunk.start:chunk.stop])
-        seeds, reached = _seed_chunk(output_nodes, out_shapes, out_seg, chunk, live)
+        rows = _rows(owners[chunk.start:chunk.stop].tobytes())
+        seeds, reached = _seed_chunk(output_nodes, out_shapes, out_seg, chunk, live, rows)
         adjoints = reverse_sweep(tape, partials, seeds, depends, rows, reached)
         for node, (lo, hi) in zip(wrt_nodes, in_seg):
             a = None if node is None else adjoints[node]
-            if a is not None:   # (K, B, *shape) -> (B, K, size)
+            if a is not None:   # (k, B, *shape) -> (B, k, size), at its k rows
+                a = _as_rows(a, 1)
                 flat = a.reshape(a.shape[:2] + (hi - lo,))
-                jacobian[:, chunk.start:chunk.stop, lo:hi] = np.moveaxis(flat, 0, 1)
+                at = chunk.start + rows.positions(partials.reached[node])
+                if len(at) == chunk.stop - chunk.start:
+                    jacobian[:, chunk.start:chunk.stop, lo:hi] = np.moveaxis(flat, 0, 1)
+                else:
+                    jacobian[:, at, lo:hi] = np.moveaxis(flat, 0, 1)
         if keep:
             all_adjoints += _per_output(adjoints, partials.reached, rows, chunk, out_seg)
     return Sweep(values if keep else [], outputs, jacobian,
@@ -492,8 +493,10 @@ def _per_output(adjoints, bits, rows: _Rows, chunk: range, out_seg) -> list[list
         if not chunk.start <= lo < chunk.stop:
             continue
         row = lo - chunk.start
-        per_output.append([a[row] if a is not None and (bits[i] >> k) & 1 else None
-                           for i, a in enumerate(adjoints)])
+        per_output.append([
+            _as_rows(a, 1)[int(np.searchsorted(rows.positions(bits[i]), row))]
+            if a is not None and (bits[i] >> k) & 1 else None
+            for i, a in enumerate(adjoints)])
     return per_output
 
 
