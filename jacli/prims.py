@@ -86,6 +86,8 @@ def aligned(f):
     """An elementwise function broadcasting by static shape in the (K, B, *shape) layout.
     Arguments of one rank (every scalar program) go straight to `f`."""
     def run(*args):
+        if len(args) == 1:   # one argument: nothing to align
+            return f(*args)
         ndims = [getattr(a, "ndim", 0) for a in args]
         top = max(ndims, default=0)
         if top <= 2 or min(ndims) == top:

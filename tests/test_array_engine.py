@@ -429,3 +429,39 @@ def test_the_engine_layout_keeps_shared_values_unbatched():
                      t.output_nodes, ["w", "s"], WarningLog())
     np.testing.assert_array_equal(sweep.jacobian[1], [[5, 0, 0, 1], [0, 5, 0, 2],
                                                       [0, 0, 5, 3]])
+
+
+# --- the API's contract on values --------------------------------------------------------
+
+def test_grad_of_an_output_with_more_than_one_element_names_its_shape_and_suggests_sum():
+    from jacli.errors import JacliError
+    prog = program(build("tanh", [(3,)]))
+    with pytest.raises(JacliError, match=r"shape \(3,\).*sum\(\.\.\.\)"):
+        prog.grad({"a": np.ones(3)}, batch=False)
+    with pytest.raises(JacliError, match=r"shape \(3,\)"):
+        prog.hessian({"a": np.ones(3)}, batch=False)
+
+
+def test_array_values_without_batch_are_refused_rather_than_guessed():
+    from jacli.errors import JacliError
+    prog = program(build("sum", [(2, 2)], (None,)))
+    with pytest.raises(JacliError, match="batch=False"):
+        prog.eval({"a": np.ones((2, 2))})
+    # one point of a (2, 2) value; two points of (2,) values with batch=True
+    assert prog.eval({"a": np.ones((2, 2))}, batch=False).value.tolist() == [4.0]
+    vec = program(build("sum", [(2,)], (None,)))
+    assert vec.eval({"a": [[1, 2], [3, 4]]}, batch=True).value.tolist() == [[3.0], [7.0]]
+
+
+def test_a_shape_mismatch_is_a_jacli_error_naming_both_shapes():
+    from jacli.errors import JacliError
+    prog = program(build("matmul", [(2, 3), (2,)]))
+    with pytest.raises(JacliError, match=r"matmul of shapes \(2, 3\) and \(2,\): inner "
+                                         r"dimensions 3 and 2 differ"):
+        prog.eval({"a": np.ones((2, 3)), "b": np.ones(2)}, batch=False)
+
+
+def test_program_shapes_lists_the_variables_then_the_outputs():
+    prog, at = _mlp()
+    assert prog.shapes(at, batch=False) == {"W": (2, 3), "x": (3,), "b": (2,), "h": (2,),
+                                            "s": ()}
