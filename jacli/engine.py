@@ -118,6 +118,9 @@ def forward(tape: Tape, env: dict[str, np.ndarray], needed: list[bool], log: War
     arrays (B or 1, *shape)."""
     values: list = [None] * len(tape.nodes)
     log.tape, log.stage = tape, VALUE
+    # every value of rank 0 (a scalar program at scalar values): NumPy's own functions,
+    # with nothing to align
+    scalar = not _has_arrays(tape) and all(np.ndim(v) <= 1 for v in env.values())
     with log.errstate():
         for index, node in enumerate(tape.nodes):
             if not needed[index]:
@@ -128,9 +131,18 @@ def forward(tape: Tape, env: dict[str, np.ndarray], needed: list[bool], log: War
                 values[index] = lift(env[node.name])
             else:
                 log.node = index
-                values[index] = PRIMITIVES[node.op].forward(
-                    *[values[a] for a in node.args], *node.params)
+                f = PRIMITIVES[node.op].forward
+                if scalar:
+                    f = getattr(f, "__wrapped__", f)
+                values[index] = f(*[values[a] for a in node.args], *node.params)
     return values
+
+
+def _has_arrays(tape: Tape) -> bool:
+    """Does the tape hold an array primitive? (Remembered per tape length.)"""
+    return tape._remembered(("arrays",), lambda _: any(
+        PRIMITIVES[node.op].shape is not None for node in tape.nodes
+        if node.op not in (CONST, VAR)), None)
 
 
 def _is_symbolic(p, c: float) -> bool:
@@ -145,6 +157,16 @@ def _times(adjoint, partial):
     if _is_symbolic(adjoint, 1.0):
         return partial
     return NUMERIC.mul(adjoint, partial)   # aligned by static rank
+
+
+def _times_scalar(adjoint, partial):
+    if _is_symbolic(partial, 1.0):
+        return adjoint
+    if _is_symbolic(partial, -1.0):
+        return -adjoint
+    if _is_symbolic(adjoint, 1.0):
+        return partial
+    return adjoint * partial   # rank 0 both: nothing to align
 
 
 class Partials:
@@ -217,6 +239,7 @@ class _Rows:
 
     def __init__(self, owners: np.ndarray):
         self.owners = owners                  # (K,): the output/input of each row
+        self.single = len(set(owners.tolist())) <= 1
         self._positions: dict[int, np.ndarray] = {}
         self._merges: dict[tuple[int, int], tuple] = {}
 
@@ -238,20 +261,59 @@ class _Rows:
         if key not in self._merges:
             union = self.positions(p_bits | c_bits)
             p, c = self.positions(p_bits), self.positions(c_bits)
-            both = np.intersect1d(p, c)
-            self._merges[key] = (len(union), np.searchsorted(union, p),
-                                 np.searchsorted(union, np.setdiff1d(c, p)),
-                                 np.searchsorted(c, np.setdiff1d(c, p)),
-                                 np.searchsorted(union, both), np.searchsorted(p, both),
-                                 np.searchsorted(c, both))
-        n, at_p, at_c_only, c_only, at_both, p_both, c_both = self._merges[key]
-        previous = _as_rows(previous, len(at_p))
-        contribution = _as_rows(contribution, len(c_only) + len(c_both))
+            both, c_only = np.intersect1d(p, c), np.setdiff1d(c, p)
+            self._merges[key] = (len(union), len(p), len(c), _index(np.searchsorted(union, p)),
+                                 _index(np.searchsorted(union, c_only)),
+                                 _index(np.searchsorted(c, c_only)),
+                                 _index(np.searchsorted(union, both)),
+                                 _index(np.searchsorted(p, both)),
+                                 _index(np.searchsorted(c, both)))
+        n, np_, nc, at_p, at_c_only, c_only, at_both, p_both, c_both = self._merges[key]
+        previous, contribution = _as_rows(previous, np_), _as_rows(contribution, nc)
         out = np.empty((n,) + np.broadcast_shapes(previous.shape[1:], contribution.shape[1:]))
         out[at_p] = previous
-        out[at_c_only] = contribution[c_only]
-        out[at_both] = previous[p_both] + contribution[c_both]
+        if c_only is not None:
+            out[at_c_only] = contribution[c_only]
+        if c_both is not None:
+            out[at_both] = previous[p_both] + contribution[c_both]
         return out
+
+    def into_full(self, buffer, b_bits: int, contribution, c_bits: int):
+        """A variable's adjoint over every row of the chunk (it sends nothing on, so rows
+        that were never reached may simply stay zeros): the contribution's rows added in
+        place, or assigned where they arrive first (keeping -0.0)."""
+        key = ("full", b_bits, c_bits)
+        if key not in self._merges:
+            pos = self.positions(c_bits)
+            fresh = self.positions(c_bits & ~b_bits)
+            at_fresh = np.searchsorted(pos, fresh)
+            old = np.setdiff1d(pos, fresh)
+            self._merges[key] = (len(pos), _index(fresh), _index(at_fresh), _index(old),
+                                 _index(np.searchsorted(pos, old)))
+        n, fresh, at_fresh, old, at_old = self._merges[key]
+        contribution = _as_rows(contribution, n)
+        tail = contribution.shape[1:]
+        if buffer is None:
+            buffer = np.zeros((len(self.owners),) + tail)
+        elif np.broadcast_shapes(buffer.shape[1:], tail) != buffer.shape[1:]:
+            buffer = np.array(np.broadcast_to(
+                buffer, buffer.shape[:1] + np.broadcast_shapes(buffer.shape[1:], tail)))
+        if fresh is not None:
+            buffer[fresh] = contribution[at_fresh]
+        if old is not None:
+            buffer[old] += contribution[at_old]
+        return buffer
+
+
+def _index(positions: np.ndarray):
+    """Row positions as a slice where they run contiguously (cheaper than an index
+    array), None where there are none."""
+    if len(positions) == 0:
+        return None
+    start, stop = int(positions[0]), int(positions[-1]) + 1
+    if stop - start == len(positions):
+        return slice(start, stop)
+    return positions
 
 
 def _as_rows(value, rows: int):
@@ -282,27 +344,42 @@ def reverse_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
     """
     adjoints: list = [None] * len(tape.nodes)
     bits = [0] * len(tape.nodes)
+    nodes, log = tape.nodes, partials.log
     for node, seed in seeds.items():
         if rows is None:
             adjoints[node] = _accumulate(adjoints[node], seed)
+        elif nodes[node].op == VAR:   # a variable's adjoint is held over every row
+            adjoints[node] = rows.into_full(adjoints[node], bits[node], seed, reached[node])
+            bits[node] |= reached[node]
         else:
             adjoints[node] = rows.merge(adjoints[node], bits[node], seed, reached[node])
             bits[node] |= reached[node]
-    nodes, log = tape.nodes, partials.log
     with log.errstate():   # once: entering np.errstate costs more than a small ufunc
         for index in range(max(seeds, default=-1), -1, -1):
             adjoint = adjoints[index]
             if adjoint is None or not nodes[index].args:
                 continue
+            elementwise = PRIMITIVES[nodes[index].op].vjp is None and partials.scalar
             for position, arg in enumerate(nodes[index].args):
                 if not depends[arg]:
                     continue
-                contribution = partials.cotangent(index, position, adjoint)
-                if contribution is None:
-                    continue
+                if elementwise:   # the scalar path, as short as one sweep per output was
+                    partial = partials.get(index, position)
+                    if _is_symbolic(partial, 0.0):
+                        continue
+                    log.node, log.stage = index, CHAIN
+                    contribution = _times_scalar(adjoint, partial)
+                else:
+                    contribution = partials.cotangent(index, position, adjoint)
+                    if contribution is None:
+                        continue
                 log.node, log.stage = index, CHAIN
                 if rows is None:
                     adjoints[arg] = _accumulate(adjoints[arg], contribution)
+                elif nodes[arg].op == VAR:
+                    adjoints[arg] = rows.into_full(adjoints[arg], bits[arg], contribution,
+                                                   bits[index])
+                    bits[arg] |= bits[index]
                 else:
                     adjoints[arg] = rows.merge(adjoints[arg], bits[arg], contribution,
                                                bits[index])
@@ -445,21 +522,25 @@ def evaluate(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: l
     in_seg = _segments([math.prod(s) for s in wrt_shapes])
     m, n = out_seg[-1][1] if out_seg else 0, in_seg[-1][1] if in_seg else 0
     jacobian = np.zeros((batch, m, n))
-    widest = max((_size(v) for v in values if v is not None), default=1)
+    widest = 1 if partials.scalar else max((_size(v) for v in values if v is not None),
+                                           default=1)
     if mode == "forward":
         owners = np.repeat(np.arange(len(wrt), dtype=np.int64), [hi - lo for lo, hi in in_seg])
         live = [node is not None for node in wrt_nodes]
         for chunk in _chunks(n, batch, widest):
             rows = _rows(owners[chunk.start:chunk.stop].tobytes())
             seeds, reached = _seed_chunk(wrt_nodes, wrt_shapes, in_seg, chunk, live, rows)
-            tangents = forward_sweep(tape, partials, seeds, depends, needed, rows, reached)
+            one = rows.single   # one input: every node's rows are all rows, no masks
+            tangents = forward_sweep(tape, partials, seeds, depends, needed,
+                                     None if one else rows, reached)
             for root, (lo, hi) in zip(output_nodes, out_seg):
                 t = tangents[root]
                 if t is not None:   # (k, B, *shape) -> (B, size, k), at its k columns
                     t = _as_rows(t, 1)
                     flat = t.reshape(t.shape[:2] + (hi - lo,))
-                    columns = chunk.start + rows.positions(partials.reached[root])
-                    jacobian[:, lo:hi, columns] = np.moveaxis(flat, 0, -1)
+                    columns = chunk.start + (np.arange(len(t)) if one else
+                                             rows.positions(partials.reached[root]))
+                    jacobian[:, lo:hi, columns] = flat.transpose(1, 2, 0)
         return Sweep(values if keep else [], outputs, jacobian, None, partials if keep else None)
     owners = np.repeat(np.arange(len(output_nodes), dtype=np.int64),
                        [hi - lo for lo, hi in out_seg])
@@ -468,24 +549,30 @@ def evaluate(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: l
     for chunk in _chunks(m, batch, widest):
         rows = _rows(owners[chunk.start:chunk.stop].tobytes())
         seeds, reached = _seed_chunk(output_nodes, out_shapes, out_seg, chunk, live, rows)
-        adjoints = reverse_sweep(tape, partials, seeds, depends, rows, reached)
+        # one output: every node's rows are all rows, no masks (as a sweep of its own)
+        adjoints = reverse_sweep(tape, partials, seeds, depends,
+                                 None if rows.single else rows, reached)
         for node, (lo, hi) in zip(wrt_nodes, in_seg):
             a = None if node is None else adjoints[node]
             if a is not None:   # (k, B, *shape) -> (B, k, size), at its k rows
                 a = _as_rows(a, 1)
-                flat = a.reshape(a.shape[:2] + (hi - lo,))
-                at = chunk.start + rows.positions(partials.reached[node])
+                if a.shape[0] == 1 and hi - lo == 1:   # one row, one component
+                    jacobian[:, chunk.start, lo] = a[0].reshape(-1)
+                    continue
+                flat = a.reshape(a.shape[:2] + (hi - lo,))   # (a variable: every row)
+                at = chunk.start + np.arange(len(a))
                 if len(at) == chunk.stop - chunk.start:
-                    jacobian[:, chunk.start:chunk.stop, lo:hi] = np.moveaxis(flat, 0, 1)
+                    jacobian[:, chunk.start:chunk.stop, lo:hi] = flat.transpose(1, 0, 2)
                 else:
-                    jacobian[:, at, lo:hi] = np.moveaxis(flat, 0, 1)
+                    jacobian[:, at, lo:hi] = flat.transpose(1, 0, 2)
         if keep:
-            all_adjoints += _per_output(adjoints, partials.reached, rows, chunk, out_seg)
+            all_adjoints += _per_output(adjoints, partials.reached, rows, chunk, out_seg,
+                                        tape.nodes)
     return Sweep(values if keep else [], outputs, jacobian,
                  all_adjoints if keep else None, partials if keep else None)
 
 
-def _per_output(adjoints, bits, rows: _Rows, chunk: range, out_seg) -> list[list]:
+def _per_output(adjoints, bits, rows: _Rows, chunk: range, out_seg, nodes) -> list[list]:
     """The sweep's adjoints split into one list per output (its first component's row),
     None where that output never reached the node (as a sweep of its own would give)."""
     per_output = []
@@ -494,8 +581,9 @@ def _per_output(adjoints, bits, rows: _Rows, chunk: range, out_seg) -> list[list
             continue
         row = lo - chunk.start
         per_output.append([
+            None if a is None or not (rows.single or (bits[i] >> k) & 1) else
+            _as_rows(a, 1)[row] if nodes[i].op == VAR or rows.single else
             _as_rows(a, 1)[int(np.searchsorted(rows.positions(bits[i]), row))]
-            if a is not None and (bits[i] >> k) & 1 else None
             for i, a in enumerate(adjoints)])
     return per_output
 
