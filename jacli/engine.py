@@ -334,7 +334,7 @@ def _accumulate(previous, contribution):
 
 def reverse_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
                   depends: list[bool], rows: _Rows | None = None,
-                  reached: dict[int, int] | None = None) -> list:
+                  reached: dict[int, int] | None = None, sink=None) -> list:
     """Adjoints of every node, from cotangent `seeds` at output nodes.
 
     Entries that receive nothing stay None (a symbolic zero); only nodes that depend on
@@ -377,8 +377,11 @@ def reverse_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
                 if rows is None:
                     adjoints[arg] = _accumulate(adjoints[arg], contribution)
                 elif nodes[arg].op == VAR:
-                    adjoints[arg] = rows.into_full(adjoints[arg], bits[arg], contribution,
-                                                   bits[index])
+                    if sink is not None:   # straight into the Jacobian's columns
+                        sink(arg, bits[arg], contribution, bits[index])
+                    else:
+                        adjoints[arg] = rows.into_full(adjoints[arg], bits[arg],
+                                                       contribution, bits[index])
                     bits[arg] |= bits[index]
                 else:
                     adjoints[arg] = rows.merge(adjoints[arg], bits[arg], contribution,
@@ -550,8 +553,11 @@ def evaluate(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: l
         rows = _rows(owners[chunk.start:chunk.stop].tobytes())
         seeds, reached = _seed_chunk(output_nodes, out_shapes, out_seg, chunk, live, rows)
         # one output: every node's rows are all rows, no masks (as a sweep of its own)
+        sink = None if keep or rows.single else _Sink(jacobian, rows, chunk, wrt_nodes, in_seg)
         adjoints = reverse_sweep(tape, partials, seeds, depends,
-                                 None if rows.single else rows, reached)
+                                 None if rows.single else rows, reached, sink)
+        if sink is not None:   # the variables' adjoints went straight into the Jacobian
+            continue
         for node, (lo, hi) in zip(wrt_nodes, in_seg):
             a = None if node is None else adjoints[node]
             if a is not None:   # (k, B, *shape) -> (B, k, size), at its k rows
@@ -570,6 +576,34 @@ def evaluate(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: l
                                         tape.nodes)
     return Sweep(values if keep else [], outputs, jacobian,
                  all_adjoints if keep else None, partials if keep else None)
+
+
+class _Sink:
+    """Adds a variable's contributions straight into its Jacobian columns (reverse mode),
+    rows arriving first assigned (keeping -0.0), later ones added in place."""
+
+    def __init__(self, jacobian, rows: _Rows, chunk: range, wrt_nodes, in_seg):
+        self.jacobian, self.rows, self.start = jacobian, rows, chunk.start
+        self.columns = {node: seg for node, seg in zip(wrt_nodes, in_seg) if node is not None}
+
+    def __call__(self, node: int, b_bits: int, contribution, c_bits: int) -> None:
+        lo, hi = self.columns[node]
+        rows = self.rows
+        key = ("sink", b_bits, c_bits)
+        if key not in rows._merges:
+            pos = rows.positions(c_bits)
+            fresh = rows.positions(c_bits & ~b_bits)
+            old = np.setdiff1d(pos, fresh)
+            rows._merges[key] = (len(pos), _index(self.start + fresh),
+                                 _index(np.searchsorted(pos, fresh)),
+                                 _index(self.start + old), _index(np.searchsorted(pos, old)))
+        n, fresh, at_fresh, old, at_old = rows._merges[key]
+        c = _as_rows(contribution, n)
+        c = c.reshape(c.shape[:2] + (hi - lo,)).transpose(1, 0, 2)   # (B, k, size)
+        if fresh is not None:
+            self.jacobian[:, fresh, lo:hi] = c[:, at_fresh]
+        if old is not None:
+            self.jacobian[:, old, lo:hi] += c[:, at_old]
 
 
 def _per_output(adjoints, bits, rows: _Rows, chunk: range, out_seg, nodes) -> list[list]:
