@@ -88,6 +88,10 @@ def aligned(f):
     def run(*args):
         if len(args) == 1:   # one argument: nothing to align
             return f(*args)
+        if len(args) == 2:
+            da, db = getattr(args[0], "ndim", 0), getattr(args[1], "ndim", 0)
+            if da == db or (da <= 2 and db <= 2):
+                return f(*args)
         ndims = [getattr(a, "ndim", 0) for a in args]
         top = max(ndims, default=0)
         if top <= 2 or min(ndims) == top:
