@@ -349,7 +349,11 @@ def reverse_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
         if rows is None:
             adjoints[node] = _accumulate(adjoints[node], seed)
         elif nodes[node].op == VAR:   # a variable's adjoint is held over every row
-            adjoints[node] = rows.into_full(adjoints[node], bits[node], seed, reached[node])
+            if sink is not None:      # (an output that is a variable: y = x)
+                sink(node, bits[node], seed, reached[node])
+            else:
+                adjoints[node] = rows.into_full(adjoints[node], bits[node], seed,
+                                                reached[node])
             bits[node] |= reached[node]
         else:
             adjoints[node] = rows.merge(adjoints[node], bits[node], seed, reached[node])

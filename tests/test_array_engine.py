@@ -465,3 +465,15 @@ def test_program_shapes_lists_the_variables_then_the_outputs():
     prog, at = _mlp()
     assert prog.shapes(at, batch=False) == {"W": (2, 3), "x": (3,), "b": (2,), "h": (2,),
                                             "s": ()}
+
+
+def test_an_output_that_is_a_variable_keeps_its_unit_row_beside_other_outputs():
+    t = Tape("")
+    x, y = t.var("x"), t.var("y")
+    t.add_output("f1", x, None)
+    t.add_output("f2", t.apply("mul", (x, y)), None)
+    t.add_output("f3", y, None)
+    prog = program(t)
+    for mode in ("reverse", "forward"):
+        jac = prog.jacobian({"x": 3.0, "y": 5.0}, mode=mode).jacobian
+        np.testing.assert_array_equal(jac, [[1, 0], [5, 3], [0, 1]])
