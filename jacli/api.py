@@ -20,11 +20,12 @@ import numpy as np
 from .engine import DomainWarning, Partials, WarningLog, evaluate
 from .engine import jvp as engine_jvp
 from .engine import vjp as engine_vjp
-from .errors import JacliError, ShapeError, shorten
+from .errors import JacliError, shorten
 from .parse import parse
 from .symbolic import gradient_tape
 from .prims import PRIMITIVES
-from .tape import CONST, VAR, Tape, paused_gc, simple_shapes
+from .shapes import infer_shapes, require_scalar_output
+from .tape import CONST, VAR, Tape, paused_gc
 
 #: Points are evaluated in chunks of this many, so memory stays bounded; fewer when the
 #: derivatives of one point are many: a chunk's derivatives are at most CHUNK_FLOATS.
@@ -117,8 +118,9 @@ class Program:
         #: Free variables of the outputs, in order of first appearance.
         self.variables: list[str] = [v for v in self.tape.variables
                                      if needed[self.tape.variable_nodes[v]]]
-        #: Does the program use an array operation (then it needs a shape pass)?
-        self._arrays = any(PRIMITIVES[node.op].shape is not None for node in self.tape.nodes
+        #: Does the program use an array operation (a literal, a subscript, @, sum, ...)?
+        #: Then it needs a shape pass, and its outputs may be arrays at scalar values.
+        self.uses_arrays = any(PRIMITIVES[node.op].shape is not None for node in self.tape.nodes
                            if node.op not in (CONST, VAR))
 
     @property
@@ -224,7 +226,7 @@ class Program:
     def _shape_pass(self, variable_shapes: dict[str, tuple]) -> list[tuple] | None:
         """The static shapes of every node (and the tape set to track them), or None for a
         scalar program at scalar values (nothing to check: every shape is ())."""
-        if not self._arrays and all(s == () for s in variable_shapes.values()):
+        if not self.uses_arrays and all(s == () for s in variable_shapes.values()):
             self.tape.shapes = None
             return None
         shapes = infer_shapes(self.tape, variable_shapes)
@@ -242,14 +244,9 @@ class Program:
             point, output_nodes, batch)
         static = self._shape_pass(var_shapes)
         out_shapes = [static[node] if static is not None else () for node in output_nodes]
-        if one_element or kind == "hessian":
-            shape = out_shapes[0]
-            if int(np.prod(shape, dtype=np.int64)) != 1:
-                command = "hess" if kind == "hessian" else "grad"
-                node = self.tape.nodes[output_nodes[0]]
-                raise JacliError(f"{command} needs one output with one element, and "
-                                 f"'{outputs[0]}' has shape {shape}: take sum(...) of it, "
-                                 "or use jac", node.span, self.source)
+        if (one_element or kind == "hessian") and static is not None:
+            require_scalar_output(self.tape, static, outputs[0],
+                                  "hess" if kind == "hessian" else "grad")
         in_shapes = [var_shapes.get(name, ()) for name in inputs]
         m = sum(int(np.prod(s, dtype=np.int64)) for s in out_shapes)
         n = sum(int(np.prod(s, dtype=np.int64)) for s in in_shapes)
@@ -420,23 +417,6 @@ def _floats(value, name: str) -> np.ndarray:
     except (ValueError, TypeError):
         raise JacliError(f"the value of '{shorten(name)}' is not an array of numbers "
                          "(a ragged list?)") from None
-
-
-def infer_shapes(tape: Tape, variable_shapes: dict[str, tuple]) -> list[tuple]:
-    """The shape pass: arrays-lang's jacli.shapes.infer_shapes where present (caret
-    errors), else the minimal one of tape.py with the node's span added here."""
-    try:
-        from .shapes import infer_shapes as real
-    except ImportError:
-        real = None
-    if real is not None:
-        return real(tape, variable_shapes)
-    try:
-        return simple_shapes(tape, variable_shapes)
-    except ShapeError as error:
-        index = getattr(error, "node", None)
-        raise JacliError(str(error), tape.nodes[index].span if index is not None else None,
-                         tape.source) from None
 
 
 def _first(value) -> float | None:

@@ -13,23 +13,25 @@ map per argument; det, inv, solve, norm, logsumexp, softmax, prod and max/min bo
 modes from one formula. The transposes are primitives too, so a rule's output can be
 differentiated again (Hessians).
 
-The shape rules here are minimal ones (arrays-lang's jacli/shapes.py has the real pass
-with caret errors; the lead reconciles the two at merge).
+The static shape rules are not here: each primitive takes shapes.SHAPE_RULES[name], the
+rules the shape pass (shapes.infer_shapes) runs, with their caret messages.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .errors import ShapeError
 from .prims import PRIMITIVES, STACKED, Primitive, align, rank
+from .shapes import SHAPE_RULES
 
 ALL = slice(None)
 
 
-def defarray(name, arity, forward, shape, vjp=None, jvp=None, *, internal=False, symbol=None):
-    PRIMITIVES[name] = Primitive(name, arity, forward, (), None, symbol, internal, shape,
-                                 vjp, jvp)
+def defarray(name, arity, forward, vjp=None, jvp=None, *, internal=False, symbol=None):
+    """Registers an array primitive; its static shape rule is shapes.SHAPE_RULES[name]
+    (the one definition, with the shape pass's caret messages)."""
+    PRIMITIVES[name] = Primitive(name, arity, forward, (), None, symbol, internal,
+                                 SHAPE_RULES[name], vjp, jvp)
 
 
 def _lift(a):
@@ -52,11 +54,6 @@ def _numpy_axes(axis, r):
 def _kept(shape: tuple, axis) -> tuple:
     reduced = _axes(axis, len(shape))
     return tuple(1 if k in reduced else d for k, d in enumerate(shape))
-
-
-def _reduced(shape: tuple, axis) -> tuple:
-    reduced = _axes(axis, len(shape))
-    return tuple(d for k, d in enumerate(shape) if k not in reduced)
 
 
 def _unreduce(m, g, shape: tuple, axis):
@@ -92,107 +89,12 @@ def _per_matrix(solver, *arrays):
     return out
 
 
-# --- shape rules --------------------------------------------------------------------
-
-def _fail(message: str):
-    raise ShapeError(message)
-
-
-def _axis_shape(name):
-    def rule(shapes, params):
-        (shape,), axis = shapes, params[0] if params else None
-        if axis is not None and shape and not -len(shape) <= axis < len(shape):
-            _fail(f"{name}: axis {axis} is out of range for shape {shape}")
-        return _reduced(shape, axis) if name != "softmax" else shape
-    return rule
-
-
-def _stack_shape(shapes, params):
-    if not shapes:
-        _fail("an array literal needs at least one element")
-    for s in shapes[1:]:
-        if s != shapes[0]:
-            _fail(f"array literal elements of shapes {shapes[0]} and {s} differ")
-    return (len(shapes),) + tuple(shapes[0])
-
+# --- forwards -------------------------------------------------------------------------
 
 def _key(spec):
+    """An index spec (ints and (start, stop, step) triples) as a NumPy subscript."""
     return tuple(slice(*item) if isinstance(item, tuple) else item for item in spec)
 
-
-def _index_shape(shapes, params):
-    (shape,), (spec,) = shapes, params
-    if len(spec) > len(shape):
-        _fail(f"too many indices ({len(spec)}) for shape {shape}")
-    for item, d in zip(spec, shape):
-        if not isinstance(item, tuple) and not -d <= item < d:
-            _fail(f"index {item} is out of range for an axis of length {d} (shape {shape})")
-    return np.empty(shape)[_key(spec)].shape
-
-
-def _matmul_shape(shapes, params):
-    a, b = shapes
-    if not a or not b:
-        _fail(f"matmul of shapes {a} and {b}: both must have at least one axis")
-    inner_a, inner_b = a[-1], b[0] if len(b) == 1 else b[-2]
-    if inner_a != inner_b:
-        _fail(f"matmul of shapes {a} and {b}: inner dimensions {inner_a} and {inner_b} differ")
-    a2 = a if len(a) > 1 else (1,) + a
-    b2 = b if len(b) > 1 else b + (1,)
-    try:
-        lead = np.broadcast_shapes(a2[:-2], b2[:-2])
-    except ValueError:
-        _fail(f"matmul of shapes {a} and {b}: batch dimensions do not broadcast")
-    out = lead + (a2[-2], b2[-1])
-    if len(a) == 1:
-        out = out[:-2] + out[-1:]
-    if len(b) == 1:
-        out = out[:-1]
-    return out
-
-
-def _vectors_shape(name, outer):
-    def rule(shapes, params):
-        a, b = shapes
-        if len(a) != 1 or len(b) != 1 or (not outer and a != b):
-            _fail(f"{name} of shapes {a} and {b}: needs two vectors"
-                  + ("" if outer else " of one length"))
-        return (a[0], b[0]) if outer else ()
-    return rule
-
-
-def _square(name, result):
-    def rule(shapes, params):
-        a = shapes[0]
-        if len(a) != 2 or a[0] != a[1]:
-            _fail(f"{name} of shape {a}: needs a square matrix")
-        if name == "solve":
-            b = shapes[1]
-            if len(b) not in (1, 2) or b[0] != a[0]:
-                _fail(f"solve of shapes {a} and {b}: b needs {a[0]} rows")
-            return b
-        return result(a)
-    return rule
-
-
-def _diag_shape(shapes, params):
-    a = shapes[0]
-    if len(a) == 1:
-        return (a[0], a[0])
-    if len(a) == 2:
-        return (min(a),)
-    _fail(f"diag of shape {a}: needs a vector or a matrix")
-
-
-def _param_shape(shapes, params):
-    return tuple(params[-1])
-
-
-def _same(shapes, params):
-    return shapes[0]
-
-
-# --- forwards -------------------------------------------------------------------------
 
 def _stack(*args):
     args = [_lift(a) for a in args]
@@ -459,45 +361,45 @@ def _linear(f):
     return lambda m, t, ans, args, params: f(m, t, *params)
 
 
-defarray("stack", STACKED, _stack, _stack_shape, symbol="[...]",
+defarray("stack", STACKED, _stack, symbol="[...]",
          vjp=_StackRules("vjp"), jvp=_StackRules("jvp"))
-defarray("index", 1, _index, _index_shape, symbol="[i]",
+defarray("index", 1, _index, symbol="[i]",
          vjp=(lambda m, g, ans, args, params: m.index_scatter(g, params[0],
                                                               tuple(m.shape(args[0]))),),
          jvp=(_linear(lambda m, t, spec: m.index(t, spec)),))
-defarray("index_scatter", 1, _index_scatter, _param_shape, internal=True,
+defarray("index_scatter", 1, _index_scatter, internal=True,
          vjp=(lambda m, g, ans, args, params: m.index(g, params[0]),),
          jvp=(_linear(lambda m, t, spec, shape: m.index_scatter(t, spec, shape)),))
-defarray("broadcast_to", 1, _broadcast_to, _param_shape, internal=True,
+defarray("broadcast_to", 1, _broadcast_to, internal=True,
          vjp=(lambda m, g, ans, args, params: m.sum_to(g, tuple(m.shape(args[0]))),),
          jvp=(_linear(lambda m, t, shape: m.broadcast_to(t, shape)),))
-defarray("sum_to", 1, _sum_to, _param_shape, internal=True,
+defarray("sum_to", 1, _sum_to, internal=True,
          vjp=(lambda m, g, ans, args, params: m.broadcast_to(g, tuple(m.shape(args[0]))),),
          jvp=(_linear(lambda m, t, shape: m.sum_to(t, shape)),))
-defarray("reshape", 1, _reshape, _param_shape, internal=True,
+defarray("reshape", 1, _reshape, internal=True,
          vjp=(lambda m, g, ans, args, params: m.reshape(g, tuple(m.shape(args[0]))),),
          jvp=(_linear(lambda m, t, shape: m.reshape(t, shape)),))
-defarray("swap", 1, _swap, lambda s, p: s[0][:-2] + s[0][-2:][::-1], internal=True,
+defarray("swap", 1, _swap, internal=True,
          vjp=(lambda m, g, ans, args, params: m.swap(g),),
          jvp=(_linear(lambda m, t: m.swap(t)),))
-defarray("transpose", 1, _transpose, lambda s, p: tuple(s[0][::-1]),
+defarray("transpose", 1, _transpose,
          vjp=(lambda m, g, ans, args, params: m.transpose(g),),
          jvp=(_linear(lambda m, t: m.transpose(t)),))
-defarray("matmul", 2, _matmul, _matmul_shape, symbol="@",
+defarray("matmul", 2, _matmul, symbol="@",
          vjp=(_matmul_vjp(0), _matmul_vjp(1)),
          jvp=(lambda m, t, ans, args, params: m.matmul(t, args[1]),
               lambda m, t, ans, args, params: m.matmul(args[0], t)))
-defarray("dot", 2, _dot, _vectors_shape("dot", False),
+defarray("dot", 2, _dot,
          vjp=(lambda m, g, ans, args, params: m.mul(g, args[1]),
               lambda m, g, ans, args, params: m.mul(g, args[0])),
          jvp=(lambda m, t, ans, args, params: m.dot(t, args[1]),
               lambda m, t, ans, args, params: m.dot(args[0], t)))
-defarray("outer", 2, _outer, _vectors_shape("outer", True),
+defarray("outer", 2, _outer,
          vjp=(lambda m, g, ans, args, params: m.matmul(g, args[1]),
               lambda m, g, ans, args, params: m.matmul(args[0], g)),
          jvp=(lambda m, t, ans, args, params: m.outer(t, args[1]),
               lambda m, t, ans, args, params: m.outer(args[0], t)))
-defarray("sum", 1, _reduction(np.sum), _axis_shape("sum"),
+defarray("sum", 1, _reduction(np.sum),
          vjp=(lambda m, g, ans, args, params: _unreduce(m, g, tuple(m.shape(args[0])),
                                                         params[0]),),
          jvp=(_linear(lambda m, t, axis: m.sum(t, axis)),))
@@ -507,28 +409,28 @@ def _count(shape, axis):
     return float(np.prod([shape[k] for k in _axes(axis, len(shape))]))
 
 
-defarray("mean", 1, _reduction(np.mean), _axis_shape("mean"),
+defarray("mean", 1, _reduction(np.mean),
          vjp=(lambda m, g, ans, args, params: m.div(
              _unreduce(m, g, tuple(m.shape(args[0])), params[0]),
              m.const(_count(tuple(m.shape(args[0])), params[0]))),),
          jvp=(_linear(lambda m, t, axis: m.mean(t, axis)),))
-defarray("prod_others", 1, _prod_others, _same, internal=True,
+defarray("prod_others", 1, _prod_others, internal=True,
          vjp=(lambda m, g, ans, args, params: m.prod_others_vjp(args[0], g, params[0]),),
          jvp=(lambda m, t, ans, args, params: m.prod_others_vjp(args[0], t, params[0]),))
-defarray("prod_others_vjp", 2, _prod_others_vjp, _same, internal=True)
-defarray("prod", 1, _reduction(np.prod), _axis_shape("prod"),
+defarray("prod_others_vjp", 2, _prod_others_vjp, internal=True)
+defarray("prod", 1, _reduction(np.prod),
          *_weighted_reduction(lambda m, x, ans, axis: m.prod_others(x, axis)))
 # max(a) / min(a) with one argument (the parser's names; not callable as amax/amin)
-defarray("amax", 1, _reduction(np.max), _axis_shape("max"), *_weighted_reduction(
+defarray("amax", 1, _reduction(np.max), *_weighted_reduction(
     _tie_weights), internal=True)
-defarray("amin", 1, _reduction(np.min), _axis_shape("min"), *_weighted_reduction(
+defarray("amin", 1, _reduction(np.min), *_weighted_reduction(
     _tie_weights), internal=True)
-defarray("norm", 1, _norm, _axis_shape("norm"), *_weighted_reduction(_norm_weights))
-defarray("logsumexp", 1, _logsumexp, _axis_shape("logsumexp"), *_weighted_reduction(
+defarray("norm", 1, _norm, *_weighted_reduction(_norm_weights))
+defarray("logsumexp", 1, _logsumexp, *_weighted_reduction(
     lambda m, x, ans, axis: m.softmax(x, axis)))
-defarray("softmax", 1, _softmax, _axis_shape("softmax"),
+defarray("softmax", 1, _softmax,
          vjp=(_softmax_map,), jvp=(_softmax_map,))
-defarray("diag", 1, _diag, _diag_shape,
+defarray("diag", 1, _diag,
          vjp=(lambda m, g, ans, args, params: _diag_vjp(m, g, args[0]),),
          jvp=(_linear(lambda m, t: m.diag(t)),))
 
@@ -541,7 +443,7 @@ def _diag_vjp(m, g, x):
     return m.index_scatter(m.diag(g), ((0, k, None), (0, k, None)), shape)
 
 
-defarray("trace", 1, _trace, _square("trace", lambda a: ()),
+defarray("trace", 1, _trace,
          vjp=(lambda m, g, ans, args, params: m.diag(
              m.broadcast_to(g, (m.shape(args[0])[0],))),),
          jvp=(_linear(lambda m, t: m.trace(t)),))
@@ -550,15 +452,14 @@ def _det(x):
 
 
 defarray("det", 1, _det,
-         _square("det", lambda a: ()),
          vjp=(lambda m, g, ans, args, params: m.mul(g, _det_partial(m, ans, args[0])),),
          jvp=(lambda m, t, ans, args, params: m.sum(m.mul(t, _det_partial(m, ans, args[0])),
                                                     None),))
-defarray("inv", 1, _inv, _square("inv", lambda a: a),
+defarray("inv", 1, _inv,
          vjp=(lambda m, g, ans, args, params: m.neg(
              m.matmul(m.matmul(m.transpose(ans), g), m.transpose(ans))),),
          jvp=(lambda m, t, ans, args, params: m.neg(m.matmul(m.matmul(ans, t), ans)),))
-defarray("solve", 2, _solve, _square("solve", None),
+defarray("solve", 2, _solve,
          vjp=(_solve_vjp_a, _solve_vjp_b),
          jvp=(lambda m, t, ans, args, params: m.solve(args[0], m.neg(m.matmul(t, ans))),
               lambda m, t, ans, args, params: m.solve(args[0], t)))

@@ -269,6 +269,11 @@ FUNCTIONS: dict[str, int] = {
     if not p.internal and (p.symbol is None or name == "pow")
 }
 
+#: The array functions of arrays.md among them (those with a shape rule): their names stay
+#: free for variables, as v1 programs may use them (`mean = (a + b)/2`).
+ARRAY_FUNCTIONS: frozenset[str] = frozenset(
+    name for name in FUNCTIONS if PRIMITIVES[name].shape is not None)
+
 CONSTANTS: dict[str, float] = {"pi": float(np.pi), "e": float(np.e)}
 
 #: The ops namespace that evaluates partials on arrays.

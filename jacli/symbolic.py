@@ -34,7 +34,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .prims import PRIMITIVES
-from .tape import CONST, VAR, NodeOps, Tape, result_shape
+from .shapes import node_shape
+from .tape import CONST, VAR, NodeOps, Tape
 
 #: How many levels of products, quotients and negations a readable rewrite looks into,
 #: and how many factors it will reorder: enough for hand-sized terms, and bounded, so
@@ -114,7 +115,7 @@ class SimplifyingOps(NodeOps):
             return self._elementwise(op, args)
         # an elementwise node on arrays: simplified as on scalars, but it keeps its shape
         # (x^0 -> 1 would lose it)
-        expected = result_shape(op, [shapes[a] for a in args])
+        expected = node_shape(op, [shapes[a] for a in args])
         readable, self.readable = self.readable, False   # diff of arrays: later work
         try:
             index = self._elementwise(op, args)

@@ -9,13 +9,11 @@ keeps both references, so both contributions reach `x`.
 from __future__ import annotations
 
 import gc
-
-import numpy as np
 from contextlib import contextmanager
 from typing import NamedTuple
 
-from .errors import ShapeError
 from .prims import PRIMITIVES
+from .shapes import node_shape
 
 VAR = "var"
 CONST = "const"
@@ -68,7 +66,7 @@ class Tape:
             return ()
         if node.op == VAR:
             return tuple(self.variable_shapes.get(node.name, ()))
-        return result_shape(node.op, [self.shapes[a] for a in node.args], node.params)
+        return node_shape(node.op, [self.shapes[a] for a in node.args], node.params)
 
     def set_shapes(self, variable_shapes: dict[str, tuple], shapes: list[tuple]) -> None:
         self.variable_shapes, self.shapes = dict(variable_shapes), list(shapes)
@@ -159,37 +157,6 @@ class Tape:
             if node.args and any(depends[a] for a in node.args):
                 depends[index] = True
         return depends
-
-
-def result_shape(op: str, shapes: list[tuple], params: tuple = ()) -> tuple:
-    """The static shape of `op` applied to arguments of `shapes` (errors.ShapeError if
-    they do not fit): the primitive's rule, or NumPy broadcasting for elementwise ones."""
-    rule = PRIMITIVES[op].shape
-    if rule is not None:
-        return tuple(rule(shapes, params))
-    try:
-        return tuple(np.broadcast_shapes(*shapes))
-    except ValueError:
-        described = " and ".join(str(tuple(s)) for s in shapes)
-        raise ShapeError(f"{op} of shapes {described}: they do not broadcast") from None
-
-
-def simple_shapes(tape: "Tape", variable_shapes: dict[str, tuple]) -> list[tuple]:
-    """Every node's static shape, in order (a minimal shape pass; arrays-lang's
-    jacli/shapes.py is the real one, with caret errors)."""
-    shapes: list[tuple] = []
-    for node in tape.nodes:
-        if node.op in (CONST, VAR):
-            shapes.append(() if node.op == CONST else
-                          tuple(variable_shapes.get(node.name, ())))
-        else:
-            try:
-                shapes.append(result_shape(node.op, [shapes[a] for a in node.args],
-                                           node.params))
-            except ShapeError as error:
-                error.node = len(shapes)   # which entry: the caller adds its span
-                raise
-    return shapes
 
 
 @contextmanager
