@@ -77,9 +77,10 @@ def _per_matrix(solver, *arrays):
         return solver(*arrays)
     except np.linalg.LinAlgError:
         pass
-    lead = np.broadcast_shapes(*[a.shape[:2] for a in arrays])
-    arrays = [np.broadcast_to(a, lead + a.shape[2:]) for a in arrays]
-    out = np.empty(lead + arrays[-1].shape[2:])   # inv(a): a's shape; solve(a, b): b's
+    # every array is a stack of matrices (solve's vector b comes as columns (..., n, 1))
+    lead = np.broadcast_shapes(*[a.shape[:-2] for a in arrays])
+    arrays = [np.broadcast_to(a, lead + a.shape[-2:]) for a in arrays]
+    out = np.empty(lead + arrays[-1].shape[-2:])   # inv(a): a's shape; solve(a, b): b's
     for k in np.ndindex(*lead):
         try:
             out[k] = solver(*[a[k] for a in arrays])
@@ -228,7 +229,10 @@ def _prod_others_vjp(x, g, axis=None):
 
 
 def _dot(a, b):
-    return np.sum(np.multiply(_lift(a), _lift(b)), axis=-1)
+    a, b = _lift(a), _lift(b)
+    if rank(a) == 0 or rank(b) == 0:   # a scalar scales, as in NumPy
+        return PRIMITIVES["mul"].forward(a, b)
+    return np.sum(np.multiply(a, b), axis=-1)
 
 
 def _outer(a, b):
@@ -263,10 +267,14 @@ def _inv(x):
 
 
 def _solve(a, b):
+    """NumPy 2's solve: b a vector (n,) or a matrix of right-hand sides (n, k), A and b
+    stacks of them broadcast over their leading axes."""
     a, b = _lift(a), _lift(b)
-    if rank(b) == 1:
-        return _per_matrix(lambda p, q: np.linalg.solve(p, q[..., None])[..., 0], a, b)
-    return _per_matrix(np.linalg.solve, a, b)
+    vector = rank(b) == 1
+    q = b[..., None] if vector else b
+    top = max(rank(a), rank(q))
+    out = _per_matrix(np.linalg.solve, align(a, top), align(q, top))
+    return out[..., 0] if vector else out
 
 
 # --- rules ----------------------------------------------------------------------------
@@ -321,19 +329,74 @@ def _matmul_vjp(position):
     return rule
 
 
+def _per_matrix_scalar(m, v):
+    """A value with one number per matrix of a stack (det's), as (..., 1, 1): it then
+    broadcasts against the stack's matrices."""
+    shape = tuple(m.shape(v))
+    return m.reshape(v, shape + (1, 1)) if shape else v
+
+
 def _det_partial(m, ans, x):
-    return m.mul(ans, m.transpose(m.inv(x)))
+    # d det(X) / dX = det(X) X^-T, for each matrix of a stack
+    return m.mul(_per_matrix_scalar(m, ans), m.swap(m.inv(x)))
+
+
+def _det_jvp(m, t, ans, args, params):
+    product = m.mul(t, _det_partial(m, ans, args[0]))
+    if len(m.shape(ans)) == 0:
+        return m.sum(product, None)
+    return m.sum(m.sum(product, -1), -1)   # over each matrix of the stack
+
+
+def _summed_to(m, v, like):
+    """v summed over the axes it was broadcast along, to the shape of `like`."""
+    shape = tuple(m.shape(like))
+    return v if tuple(m.shape(v)) == shape else m.sum_to(v, shape)
+
+
+def _columns(m, v, vector: bool):
+    """solve's vector right-hand side (..., n) as columns (..., n, 1)."""
+    return m.reshape(v, tuple(m.shape(v)) + (1,)) if vector else v
+
+
+def _uncolumns(m, v, vector: bool):
+    return m.reshape(v, tuple(m.shape(v))[:-1]) if vector else v
+
+
+def _solve_cotangent(m, g, args):
+    """A^-T g as columns (..., n, k), before summing to b's shape."""
+    vector = len(m.shape(args[1])) == 1
+    return m.solve(m.swap(args[0]), _columns(m, g, vector)), vector
 
 
 def _solve_vjp_b(m, g, ans, args, params):
-    return m.solve(m.transpose(args[0]), g)
+    gb, vector = _solve_cotangent(m, g, args)
+    return _summed_to(m, _uncolumns(m, gb, vector), args[1])
 
 
 def _solve_vjp_a(m, g, ans, args, params):
-    gb = _solve_vjp_b(m, g, ans, args, params)
-    if len(m.shape(ans)) == 1:
-        return m.neg(m.outer(gb, ans))
-    return m.neg(m.matmul(gb, m.transpose(ans)))
+    gb, vector = _solve_cotangent(m, g, args)
+    return _summed_to(m, m.neg(m.matmul(gb, m.swap(_columns(m, ans, vector)))), args[0])
+
+
+def _solve_jvp_a(m, t, ans, args, params):
+    vector = len(m.shape(args[1])) == 1
+    step = m.neg(m.matmul(t, _columns(m, ans, vector)))
+    return _uncolumns(m, m.solve(args[0], step), vector)
+
+
+def _solve_jvp_b(m, t, ans, args, params):
+    vector = len(m.shape(args[1])) == 1
+    return _uncolumns(m, m.solve(args[0], _columns(m, t, vector)), vector)
+
+
+def _trace_vjp(m, g, ans, args, params):
+    shape = tuple(m.shape(args[0]))
+    k = min(shape)
+    square = m.diag(m.broadcast_to(g, (k,)))
+    if shape[0] == shape[1]:
+        return square
+    return m.index_scatter(square, ((0, k, None), (0, k, None)), shape)   # A is k x l
 
 
 def _softmax_map(m, g, ans, args, params):
@@ -389,9 +452,9 @@ defarray("matmul", 2, _matmul, symbol="@",
          vjp=(_matmul_vjp(0), _matmul_vjp(1)),
          jvp=(lambda m, t, ans, args, params: m.matmul(t, args[1]),
               lambda m, t, ans, args, params: m.matmul(args[0], t)))
-defarray("dot", 2, _dot,
-         vjp=(lambda m, g, ans, args, params: m.mul(g, args[1]),
-              lambda m, g, ans, args, params: m.mul(g, args[0])),
+defarray("dot", 2, _dot,   # (a scalar argument scales: its cotangent is summed)
+         vjp=(lambda m, g, ans, args, params: _summed_to(m, m.mul(g, args[1]), args[0]),
+              lambda m, g, ans, args, params: _summed_to(m, m.mul(g, args[0]), args[1])),
          jvp=(lambda m, t, ans, args, params: m.dot(t, args[1]),
               lambda m, t, ans, args, params: m.dot(args[0], t)))
 defarray("outer", 2, _outer,
@@ -444,22 +507,20 @@ def _diag_vjp(m, g, x):
 
 
 defarray("trace", 1, _trace,
-         vjp=(lambda m, g, ans, args, params: m.diag(
-             m.broadcast_to(g, (m.shape(args[0])[0],))),),
+         vjp=(_trace_vjp,),
          jvp=(_linear(lambda m, t: m.trace(t)),))
 def _det(x):
     return np.linalg.det(_lift(x))
 
 
 defarray("det", 1, _det,
-         vjp=(lambda m, g, ans, args, params: m.mul(g, _det_partial(m, ans, args[0])),),
-         jvp=(lambda m, t, ans, args, params: m.sum(m.mul(t, _det_partial(m, ans, args[0])),
-                                                    None),))
+         vjp=(lambda m, g, ans, args, params: m.mul(_per_matrix_scalar(m, g),
+                                                    _det_partial(m, ans, args[0])),),
+         jvp=(_det_jvp,))
 defarray("inv", 1, _inv,
          vjp=(lambda m, g, ans, args, params: m.neg(
-             m.matmul(m.matmul(m.transpose(ans), g), m.transpose(ans))),),
+             m.matmul(m.matmul(m.swap(ans), g), m.swap(ans))),),
          jvp=(lambda m, t, ans, args, params: m.neg(m.matmul(m.matmul(ans, t), ans)),))
 defarray("solve", 2, _solve,
          vjp=(_solve_vjp_a, _solve_vjp_b),
-         jvp=(lambda m, t, ans, args, params: m.solve(args[0], m.neg(m.matmul(t, ans))),
-              lambda m, t, ans, args, params: m.solve(args[0], t)))
+         jvp=(_solve_jvp_a, _solve_jvp_b))

@@ -158,3 +158,64 @@ def test_the_parser_reads_the_one_function_table():
     assert parse.FUNCTIONS is prims.FUNCTIONS
     assert {"sum", "det", "softmax", "sin", "max"} <= set(prims.FUNCTIONS)
     assert not {"stack", "index", "amax", "matmul", "sum_to"} & set(prims.FUNCTIONS)
+
+
+# --- shapes the shape pass takes as NumPy does, the engine differentiates -----------------
+# (stacks of matrices for det/inv/solve, a scalar argument of dot, a non-square trace)
+
+STACK = [[[1.0, 2.0], [3.0, 5.0]], [[2.0, 1.0], [1.0, 3.0]]]
+NUMPY_SHAPED = [
+    ("det(A)", {"A": STACK}),
+    ("inv(A)", {"A": STACK}),
+    ("solve(A, b)", {"A": STACK, "b": [1.0, 2.0]}),
+    ("solve(A, b)", {"A": STACK, "b": [[[1.0], [2.0]], [[3.0], [4.0]]]}),
+    ("solve(A, b)", {"A": STACK[0], "b": [[1.0, 2.0], [3.0, 4.0]]}),
+    ("dot(x, y)", {"x": 2.0, "y": [1.0, 2.0]}),
+    ("dot(x, y)", {"x": [1.0, 3.0], "y": 3.0}),
+    ("trace(A)", {"A": [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]}),
+]
+
+
+@pytest.mark.parametrize("text, at", NUMPY_SHAPED, ids=[f"{t}-{len(a)}" for t, a in
+                                                        NUMPY_SHAPED])
+def test_numpy_shaped_calls_agree_with_finite_differences(text, at):
+    import jacli
+    from jacli.check import check_jacobian
+
+    prog = jacli.compile(text)
+    value = prog.eval(at, batch=False).value
+    numpy_value = {"det": lambda: np.linalg.det(at["A"]), "inv": lambda: np.linalg.inv(at["A"]),
+                   "sol": lambda: np.linalg.solve(at["A"], at["b"]),
+                   "dot": lambda: np.dot(at["x"], at["y"]),
+                   "tra": lambda: np.trace(at["A"])}[text[:3]]()
+    assert value == pytest.approx(np.ravel(numpy_value), rel=1e-12)
+    point = {name: np.asarray(v)[None] for name, v in at.items()}   # one point, batched
+    result = check_jacobian(prog, point)
+    assert result.passed, result.failures(0)
+    # second derivatives: the Hessian of the sum of squares against differences of the
+    # gradient
+    squares = jacli.compile(f"sum(({text})^2)")
+    names = squares.variables
+    flat = np.concatenate([np.ravel(at[n]) for n in names])
+
+    def gradient(v):
+        point, k = {}, 0
+        for n in names:
+            size = np.size(at[n])
+            point[n] = v[k:k + size].reshape(np.shape(at[n]))
+            k += size
+        return squares.grad(point, wrt=names, batch=False).gradient
+
+    hessian = squares.hessian(at, wrt=names, batch=False).hessian
+    h = 1e-5
+    fd = np.array([(gradient(flat + h * e) - gradient(flat - h * e)) / (2 * h)
+                   for e in np.eye(len(flat))]).T
+    assert np.max(np.abs(hessian - fd)) <= 1e-7 * max(1.0, np.max(np.abs(fd)))
+
+
+def test_a_singular_matrix_in_a_stack_gives_nan_for_it_only():
+    code, out, err = invoke_jacli("eval", "inv(A)", "--at", "A=[[[1,2],[2,4]],[[2,1],[1,3]]]")
+    assert code == 0
+    assert numbers(out)[:4] == [np.nan] * 4 or all(np.isnan(numbers(out)[:4]))
+    assert numbers(out)[4:] == pytest.approx(np.linalg.inv([[2, 1], [1, 3]]).ravel())
+    assert "in `inv(A)` at 1:1" in err
