@@ -13,15 +13,18 @@ map per argument; det, inv, solve, norm, logsumexp, softmax, prod and max/min bo
 modes from one formula. The transposes are primitives too, so a rule's output can be
 differentiated again (Hessians).
 
-The shape rules here are minimal ones (arrays-lang's jacli/shapes.py has the real pass
-with caret errors; the lead reconciles the two at merge).
+The shape rules (array_shapes.py) are minimal ones (arrays-lang's jacli/shapes.py has the
+real pass with caret errors; the lead reconciles the two at merge).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .errors import ShapeError
+from .array_shapes import (_axis_shape, _diag_shape, _index_shape, _matmul_shape,
+                           _param_shape, _same, _square, _stack_shape, _vectors_shape)
+from .array_shapes import axes as _axes
+from .array_shapes import key as _key
 from .prims import PRIMITIVES, STACKED, Primitive, align, rank
 
 ALL = slice(None)
@@ -38,13 +41,6 @@ def _lift(a):
     return a if a.ndim >= 2 else a.reshape((1, 1) + a.shape)
 
 
-def _axes(axis, r: int) -> tuple[int, ...]:
-    """The static axes a reduction runs over: all for None (and for a scalar)."""
-    if axis is None or r == 0:
-        return tuple(range(r))
-    return ((axis + r) % r,)
-
-
 def _numpy_axes(axis, r):
     return tuple(2 + k for k in _axes(axis, r))
 
@@ -52,11 +48,6 @@ def _numpy_axes(axis, r):
 def _kept(shape: tuple, axis) -> tuple:
     reduced = _axes(axis, len(shape))
     return tuple(1 if k in reduced else d for k, d in enumerate(shape))
-
-
-def _reduced(shape: tuple, axis) -> tuple:
-    reduced = _axes(axis, len(shape))
-    return tuple(d for k, d in enumerate(shape) if k not in reduced)
 
 
 def _unreduce(m, g, shape: tuple, axis):
@@ -90,106 +81,6 @@ def _per_matrix(solver, *arrays):
             _singular()
             out[k] = np.nan
     return out
-
-
-# --- shape rules --------------------------------------------------------------------
-
-def _fail(message: str):
-    raise ShapeError(message)
-
-
-def _axis_shape(name):
-    def rule(shapes, params):
-        (shape,), axis = shapes, params[0] if params else None
-        if axis is not None and shape and not -len(shape) <= axis < len(shape):
-            _fail(f"{name}: axis {axis} is out of range for shape {shape}")
-        return _reduced(shape, axis) if name != "softmax" else shape
-    return rule
-
-
-def _stack_shape(shapes, params):
-    if not shapes:
-        _fail("an array literal needs at least one element")
-    for s in shapes[1:]:
-        if s != shapes[0]:
-            _fail(f"array literal elements of shapes {shapes[0]} and {s} differ")
-    return (len(shapes),) + tuple(shapes[0])
-
-
-def _key(spec):
-    return tuple(slice(*item) if isinstance(item, tuple) else item for item in spec)
-
-
-def _index_shape(shapes, params):
-    (shape,), (spec,) = shapes, params
-    if len(spec) > len(shape):
-        _fail(f"too many indices ({len(spec)}) for shape {shape}")
-    for item, d in zip(spec, shape):
-        if not isinstance(item, tuple) and not -d <= item < d:
-            _fail(f"index {item} is out of range for an axis of length {d} (shape {shape})")
-    return np.empty(shape)[_key(spec)].shape
-
-
-def _matmul_shape(shapes, params):
-    a, b = shapes
-    if not a or not b:
-        _fail(f"matmul of shapes {a} and {b}: both must have at least one axis")
-    inner_a, inner_b = a[-1], b[0] if len(b) == 1 else b[-2]
-    if inner_a != inner_b:
-        _fail(f"matmul of shapes {a} and {b}: inner dimensions {inner_a} and {inner_b} differ")
-    a2 = a if len(a) > 1 else (1,) + a
-    b2 = b if len(b) > 1 else b + (1,)
-    try:
-        lead = np.broadcast_shapes(a2[:-2], b2[:-2])
-    except ValueError:
-        _fail(f"matmul of shapes {a} and {b}: batch dimensions do not broadcast")
-    out = lead + (a2[-2], b2[-1])
-    if len(a) == 1:
-        out = out[:-2] + out[-1:]
-    if len(b) == 1:
-        out = out[:-1]
-    return out
-
-
-def _vectors_shape(name, outer):
-    def rule(shapes, params):
-        a, b = shapes
-        if len(a) != 1 or len(b) != 1 or (not outer and a != b):
-            _fail(f"{name} of shapes {a} and {b}: needs two vectors"
-                  + ("" if outer else " of one length"))
-        return (a[0], b[0]) if outer else ()
-    return rule
-
-
-def _square(name, result):
-    def rule(shapes, params):
-        a = shapes[0]
-        if len(a) != 2 or a[0] != a[1]:
-            _fail(f"{name} of shape {a}: needs a square matrix")
-        if name == "solve":
-            b = shapes[1]
-            if len(b) not in (1, 2) or b[0] != a[0]:
-                _fail(f"solve of shapes {a} and {b}: b needs {a[0]} rows")
-            return b
-        return result(a)
-    return rule
-
-
-def _diag_shape(shapes, params):
-    a = shapes[0]
-    if len(a) == 1:
-        return (a[0], a[0])
-    if len(a) == 2:
-        return (min(a),)
-    _fail(f"diag of shape {a}: needs a vector or a matrix")
-
-
-def _param_shape(shapes, params):
-    return tuple(params[-1])
-
-
-def _same(shapes, params):
-    return shapes[0]
 
 
 # --- forwards -------------------------------------------------------------------------
