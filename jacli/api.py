@@ -125,6 +125,12 @@ class Program:
     def outputs(self) -> list[str]:
         return list(self.tape.outputs)
 
+    @property
+    def uses_arrays(self) -> bool:
+        """Does the program use an array operation (a literal, an index, `@`, sum, ...)?
+        Then its outputs may be arrays even at scalar values (`[x, y]`)."""
+        return self._arrays
+
     def __repr__(self) -> str:
         return f"jacli.Program({self.source!r})"
 
