@@ -30,7 +30,14 @@ from .prims import PRIMITIVES, STACKED, Primitive, align, rank
 ALL = slice(None)
 
 
+try:   # arrays-lang's rules (caret positions, NumPy's wording) where that module is there
+    from .shapes import SHAPE_RULES as _LANGUAGE_RULES
+except ImportError:
+    _LANGUAGE_RULES = {}
+
+
 def defarray(name, arity, forward, shape, vjp=None, jvp=None, *, internal=False, symbol=None):
+    shape = _LANGUAGE_RULES.get(name, shape)
     PRIMITIVES[name] = Primitive(name, arity, forward, (), None, symbol, internal, shape,
                                  vjp, jvp)
 
@@ -415,8 +422,20 @@ defarray("amax", 1, _reduction(np.max), _axis_shape("max"), *_weighted_reduction
 defarray("amin", 1, _reduction(np.min), _axis_shape("min"), *_weighted_reduction(
     _tie_weights), internal=True)
 defarray("norm", 1, _norm, _axis_shape("norm"), *_weighted_reduction(_norm_weights))
+def _softmax_over(m, x, axis):
+    """softmax along `axis`, or over all elements for None (flattened: the language's
+    softmax takes one axis)."""
+    if axis is not None:
+        return m.softmax(x, axis)
+    shape = tuple(m.shape(x))
+    if len(shape) == 1:
+        return m.softmax(x, -1)
+    flat = m.softmax(m.reshape(x, (int(np.prod(shape, dtype=np.int64)),)), -1)
+    return m.reshape(flat, shape)
+
+
 defarray("logsumexp", 1, _logsumexp, _axis_shape("logsumexp"), *_weighted_reduction(
-    lambda m, x, ans, axis: m.softmax(x, axis)))
+    lambda m, x, ans, axis: _softmax_over(m, x, axis)))
 defarray("softmax", 1, _softmax, _axis_shape("softmax"),
          vjp=(_softmax_map,), jvp=(_softmax_map,))
 defarray("diag", 1, _diag, _diag_shape,
