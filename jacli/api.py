@@ -120,12 +120,18 @@ class Program:
                                      if needed[self.tape.variable_nodes[v]]]
         #: Does the program use an array operation (a literal, a subscript, @, sum, ...)?
         #: Then it needs a shape pass, and its outputs may be arrays at scalar values.
-        self.uses_arrays = any(PRIMITIVES[node.op].shape is not None for node in self.tape.nodes
+        self._arrays = any(PRIMITIVES[node.op].shape is not None for node in self.tape.nodes
                            if node.op not in (CONST, VAR))
 
     @property
     def outputs(self) -> list[str]:
         return list(self.tape.outputs)
+
+    @property
+    def uses_arrays(self) -> bool:
+        """Does the program use an array operation (a literal, an index, `@`, sum, ...)?
+        Then its outputs may be arrays even at scalar values (`[x, y]`)."""
+        return self._arrays
 
     def __repr__(self) -> str:
         return f"jacli.Program({self.source!r})"
@@ -226,7 +232,7 @@ class Program:
     def _shape_pass(self, variable_shapes: dict[str, tuple]) -> list[tuple] | None:
         """The static shapes of every node (and the tape set to track them), or None for a
         scalar program at scalar values (nothing to check: every shape is ())."""
-        if not self.uses_arrays and all(s == () for s in variable_shapes.values()):
+        if not self._arrays and all(s == () for s in variable_shapes.values()):
             self.tape.shapes = None
             return None
         shapes = infer_shapes(self.tape, variable_shapes)

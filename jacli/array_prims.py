@@ -489,8 +489,22 @@ defarray("amax", 1, _reduction(np.max), *_weighted_reduction(
 defarray("amin", 1, _reduction(np.min), *_weighted_reduction(
     _tie_weights), internal=True)
 defarray("norm", 1, _norm, *_weighted_reduction(_norm_weights))
+
+
+def _softmax_over(m, x, axis):
+    """softmax along `axis`, or over all elements for None (flattened: the language's
+    softmax takes one axis)."""
+    if axis is not None:
+        return m.softmax(x, axis)
+    shape = tuple(m.shape(x))
+    if len(shape) == 1:
+        return m.softmax(x, -1)
+    flat = m.softmax(m.reshape(x, (int(np.prod(shape, dtype=np.int64)),)), -1)
+    return m.reshape(flat, shape)
+
+
 defarray("logsumexp", 1, _logsumexp, *_weighted_reduction(
-    lambda m, x, ans, axis: m.softmax(x, axis)))
+    lambda m, x, ans, axis: _softmax_over(m, x, axis)))
 defarray("softmax", 1, _softmax,
          vjp=(_softmax_map,), jvp=(_softmax_map,))
 defarray("diag", 1, _diag,

@@ -140,8 +140,7 @@ def _softmax(shapes, params):
     """softmax along an axis (params (axis,), -1 unless written): the shape is kept
     (softmax(3) is 1)."""
     (shape,), (axis,) = shapes, params
-    if axis is not None:   # None (the derivative rules' logsumexp over all): every element
-        _axis("softmax", shape, axis)
+    _axis("softmax", shape, axis)
     return shape
 
 

@@ -28,7 +28,7 @@ def program(tape: Tape) -> Program:
     p.source, p.tape = tape.source, tape
     needed = tape.dependencies(tape.output_nodes)
     p.variables = [v for v in tape.variables if needed[tape.variable_nodes[v]]]
-    p.uses_arrays = True
+    p._arrays = True
     return p
 
 
@@ -463,6 +463,7 @@ def test_a_shape_mismatch_is_a_jacli_error_naming_both_shapes():
 
 def test_program_shapes_lists_the_variables_then_the_outputs():
     prog, at = _mlp()
+    assert prog.uses_arrays
     assert prog.shapes(at, batch=False) == {"W": (2, 3), "x": (3,), "b": (2,), "h": (2,),
                                             "s": ()}
 
