@@ -315,8 +315,8 @@ def _matmul_vjp(position):
     def rule(m, g, ans, args, params):
         a, b = args
         a2, b2 = _promote(m, a, b)
-        out2 = np.broadcast_shapes(tuple(m.shape(a2))[:-2], tuple(m.shape(b2))[:-2]) + (
-            tuple(m.shape(a2))[-2], tuple(m.shape(b2))[-1])
+        # the product's shape with both promoted to matrices: matmul's one shape rule
+        out2 = SHAPE_RULES["matmul"]([tuple(m.shape(a2)), tuple(m.shape(b2))], ())
         g2 = m.reshape(g, out2) if tuple(m.shape(g)) != out2 else g
         if position == 0:
             d, target, like = m.matmul(g2, m.swap(b2)), a2, a
