@@ -100,6 +100,9 @@ class CheckResult(NamedTuple):
     rtol: float
     atol: float
     warnings: list                    # domain warnings of the AD pass
+    #: for a program of arrays: every variable's shape, then every checked output's (the
+    #: rows and columns above are their components); empty for scalars
+    shapes: Mapping[str, tuple] = {}
 
     @property
     def count(self) -> int:
@@ -241,12 +244,14 @@ def check_jacobian(program, point: Mapping[str, np.ndarray], wrt: Sequence[str] 
         columns = [(name, flat) for name in result.inputs
                    for flat in range(int(np.prod(result.shapes.get(name, ()), dtype=np.int64)))]
         selected = list(result.outputs)
+        shapes = {name: tuple(shape) for name, shape in result.shapes.items()}
     else:
         point, batch = _as_batch(point)
         result = program.jacobian(point, wrt, outputs)
         inputs, outs = list(result.inputs), list(result.outputs)
         columns = [(name, None) for name in inputs]
         selected = outs
+        shapes = {}
     m, n = len(outs), len(inputs)
     value = np.broadcast_to(result.value, (batch, m))
     ad = np.array(np.broadcast_to(result.jacobian, (batch, m, n)), dtype=float)
@@ -324,4 +329,4 @@ def check_jacobian(program, point: Mapping[str, np.ndarray], wrt: Sequence[str] 
     code[kink] = KINK
     code[ok] = OK
     return CheckResult(inputs, outs, point, np.array(value), ad, fd, abs_error, rel_error, ok,
-                       step, code, left, right, rtol, atol, list(result.warnings))
+                       step, code, left, right, rtol, atol, list(result.warnings), shapes)

@@ -89,6 +89,12 @@ def test_check_compares_every_component_of_every_input_and_output():
                              "b[0]", "b[1]"]
     assert got["outputs"] == ["f1[0]", "f1[1]"]
     assert got["ok"] is True and got["max_rel_error"] < 1e-8
+    # as the other commands' json: `at` nested per variable, and `shapes`
+    assert got["at"] == {"W": [[1.0, 2.0], [3.0, 4.0]], "x": [0.1, 0.2], "b": [0.0, 1.0]}
+    assert got["shapes"] == {"W": [2, 2], "x": [2], "b": [2], "f1": [2]}
+    code, out, err = invoke_jacli("check", "x*y", "--at", "x=1,y=2", "--format", "json")
+    got = json.loads(out)
+    assert got["at"] == {"x": 1.0, "y": 2.0} and "shapes" not in got   # scalars: as v1
 
 
 def test_check_finds_the_kink_of_one_component():
