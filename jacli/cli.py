@@ -1026,11 +1026,15 @@ def _run_graph(job: _Job, fmt: str, output: str | None) -> int:
 
     if output and Path(output).suffix.lower() in (".npy", ".npz"):
         raise JacliError("the graph is text: write it to .dot, .mmd or .txt", origin="-o")
+    shapes = None
     if job.at:
         _refuse_arrays(job, "graph")
+    elif job.given_arrays():   # a program of arrays, or --shape: every node's shape
+        from .shapes import infer_shapes
+        shapes = infer_shapes(job.program.tape, job.shapes)
     trace = job.program.trace(job.at, None, job.outputs) if job.at else None
     text = (to_dot if fmt == "dot" else to_mermaid)(job.program, job.outputs,
-                                                    trace.values if trace else None)
+                                                    trace.values if trace else None, shapes)
     with target(output) as f:
         f.write(text)
     problems = _Problems(job.source)

@@ -142,7 +142,19 @@ def test_tape_and_graph_without_values_show_a_program_of_arrays_as_recorded():
     assert (code, err) == (0, "")
     assert out.splitlines()[-1] == "v3 = sum v2  # sum(x^2)  (f1)"
     code, out, err = invoke_jacli("graph", "sum(x^2)")
-    assert code == 0 and 'label="sum\\n(f1)"' in out
+    assert code == 0 and 'label="sum\\n(f1)\\nf64[]"' in out
+
+
+def test_graph_labels_every_node_with_its_shape():
+    code, out, err = invoke_jacli("graph", "sum(W @ x)", "--shape", "W=2x3,x=3")
+    assert (code, err) == (0, "")
+    labels = [line.split('"')[1] for line in out.splitlines() if "label=" in line
+              and "->" not in line and "fontname" not in line]
+    assert labels == ["W\\nf64[2,3]", "x\\nf64[3]", "@\\nf64[2]", "sum\\n(f1)\\nf64[]"]
+    code, out, err = invoke_jacli("graph", "W @ x", "--shape", "W=2x3,x=2")
+    assert code == 2 and "inner dimensions 3 and 2 differ" in err
+    code, out, err = invoke_jacli("graph", "x*y")   # scalars: no shape lines, as before
+    assert code == 0 and "f64" not in out
 
 
 # --- one table per rule ------------------------------------------------------------------
