@@ -280,6 +280,12 @@ class Program:
                     v = v[None]
                 else:
                     seed_batched.add(key)
+                expected = tuple(seed_shapes.get(key, ()))
+                if static is not None and batch is not None and v.shape[1:] != expected:
+                    what = "cotangent" if kind == "vjp" else "tangent"
+                    raise JacliError(f"the {what} of '{shorten(key)}' has shape "
+                                     f"{v.shape[1:]}; '{shorten(key)}' has shape {expected}",
+                                     origin="--" + what)
                 seeds[key] = v
         log = WarningLog()
         # The engine holds a chunk's derivatives at once: (m, n) per point, (n + 1, n)

@@ -237,3 +237,12 @@ def test_a_singular_matrix_in_a_stack_gives_nan_for_it_only():
     assert numbers(out)[:4] == [np.nan] * 4 or all(np.isnan(numbers(out)[:4]))
     assert numbers(out)[4:] == pytest.approx(np.linalg.inv([[2, 1], [1, 3]]).ravel())
     assert "in `inv(A)` at 1:1" in err
+
+
+def test_a_tangent_or_cotangent_of_another_shape_is_an_error_naming_both():
+    code, out, err = invoke_jacli("jvp", "x @ x", "--at", "x=[1,2]", "--tangent", "x=[1,0,0]")
+    assert (code, out, err) == (2, "", "jacli: error: --tangent: the tangent of 'x' has shape "
+                                       "(3,); 'x' has shape (2,)\n")
+    code, out, err = invoke_jacli("vjp", "W @ x", "--at", "W=[[1,2],[3,4]],x=[1,1]",
+                                  "--cotangent", "f1=[1]")
+    assert (code, out) == (2, "") and "the cotangent of 'f1' has shape (1,)" in err
