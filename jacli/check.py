@@ -100,6 +100,9 @@ class CheckResult(NamedTuple):
     rtol: float
     atol: float
     warnings: list                    # domain warnings of the AD pass
+    #: for a program of arrays: every variable's shape, then every checked output's (the
+    #: rows and columns above are their components); empty for scalars
+    shapes: Mapping[str, tuple] = {}
 
     @property
     def count(self) -> int:
@@ -215,6 +218,12 @@ def _as_batch(point: Mapping) -> tuple[dict[str, np.ndarray], int]:
     return {name: (np.full(batch, v) if v.ndim == 0 else v) for name, v in arrays.items()}, batch
 
 
+def _arrays(program, point: Mapping) -> bool:
+    """Does this check need the array path (an array value, or an array operation)?"""
+    return bool(getattr(program, "uses_arrays", False)) or any(
+        np.ndim(v) > 1 for v in point.values())
+
+
 def check_jacobian(program, point: Mapping[str, np.ndarray], wrt: Sequence[str] | None = None,
                    outputs: Sequence[str] | None = None, rtol: float = DEFAULT_RTOL,
                    atol: float = DEFAULT_ATOL) -> CheckResult:
@@ -222,11 +231,27 @@ def check_jacobian(program, point: Mapping[str, np.ndarray], wrt: Sequence[str] 
 
     `point` maps each variable to its values at the B points (arrays (B,), or numbers
     shared by all points); `wrt` and `outputs` select as in Program.jacobian (None:
-    the defaults). Raises JacliError as Program.jacobian does (a missing value, an unknown
-    name)."""
-    point, batch = _as_batch(point)
-    result = program.jacobian(point, wrt, outputs)
-    inputs, outs = list(result.inputs), list(result.outputs)
+    the defaults). For a program of arrays every value is (B, *shape), the points first
+    (`batch=True`), and every component is checked: the rows and columns are the
+    outputs' and inputs' components (y[0], W[1][2]). Raises JacliError as
+    Program.jacobian does (a missing value, an unknown name)."""
+    if _arrays(program, point):
+        point = {name: np.asarray(value, dtype=float) for name, value in point.items()}
+        batch = len(next(iter(point.values()))) if point else 1
+        result = program.jacobian(point, wrt, outputs, batch=True)
+        inputs, outs = result.input_components, result.output_components
+        # column j of the Jacobian: component `flat` of variable `name`
+        columns = [(name, flat) for name in result.inputs
+                   for flat in range(int(np.prod(result.shapes.get(name, ()), dtype=np.int64)))]
+        selected = list(result.outputs)
+        shapes = {name: tuple(shape) for name, shape in result.shapes.items()}
+    else:
+        point, batch = _as_batch(point)
+        result = program.jacobian(point, wrt, outputs)
+        inputs, outs = list(result.inputs), list(result.outputs)
+        columns = [(name, None) for name in inputs]
+        selected = outs
+        shapes = {}
     m, n = len(outs), len(inputs)
     value = np.broadcast_to(result.value, (batch, m))
     ad = np.array(np.broadcast_to(result.jacobian, (batch, m, n)), dtype=float)
@@ -236,20 +261,30 @@ def check_jacobian(program, point: Mapping[str, np.ndarray], wrt: Sequence[str] 
     kink, kink_near, jump = (np.zeros(shape, bool) for _ in range(3))
     step = np.empty((batch, n))
 
-    def f(name: str, x: np.ndarray) -> np.ndarray:
+    def component(name: str, flat: int | None) -> np.ndarray:
+        """The B values of one input component."""
+        x = point[name]
+        return x if flat is None else x.reshape(len(x), -1)[:, flat]
+
+    def f(name: str, flat: int | None, x: np.ndarray) -> np.ndarray:
         shifted = dict(point)
-        shifted[name] = x
-        return np.broadcast_to(program.eval(shifted, outs).value, (batch, m))
+        if flat is None:
+            shifted[name] = x
+            return np.broadcast_to(program.eval(shifted, selected).value, (batch, m))
+        moved = np.array(point[name])   # a copy: the CLI's shared values are read-only views
+        moved.reshape(len(moved), -1)[:, flat] = x
+        shifted[name] = moved
+        return np.reshape(program.eval(shifted, selected, batch=True).value, (batch, m))
 
     f0 = value
     with np.errstate(all="ignore"):
-        for j, name in enumerate(inputs):
-            x = point[name]
+        for j, (name, flat) in enumerate(columns):
+            x = component(name, flat)
             h1 = steps(x)
             step[:, j] = h1
             xp1, xm1 = x + h1, x - h1
             xp2, xm2 = x + h1 / 2, x - h1 / 2
-            fp1, fm1, fp2, fm2 = (f(name, xs) for xs in (xp1, xm1, xp2, xm2))
+            fp1, fm1, fp2, fm2 = (f(name, flat, xs) for xs in (xp1, xm1, xp2, xm2))
             # Actual (rounded) distances, as columns against the (B, m) values.
             w1, w2 = (xp1 - xm1)[:, None], (xp2 - xm2)[:, None]
             d1 = (fp1 - fm1) / w1
@@ -294,4 +329,4 @@ def check_jacobian(program, point: Mapping[str, np.ndarray], wrt: Sequence[str] 
     code[kink] = KINK
     code[ok] = OK
     return CheckResult(inputs, outs, point, np.array(value), ad, fd, abs_error, rel_error, ok,
-                       step, code, left, right, rtol, atol, list(result.warnings))
+                       step, code, left, right, rtol, atol, list(result.warnings), shapes)

@@ -42,7 +42,7 @@ from typing import Mapping, Sequence, TextIO
 import numpy as np
 
 from .check import KINK, KINK_NEAR, JUMP, NOT_FINITE, OK, CheckResult, explain_failure
-from .formats import json_number
+from .formats import _json_value, _nest, json_number
 
 #: How many points the Rich view shows a table for.
 SHOWN_POINTS = 5
@@ -127,18 +127,47 @@ def _write_json(result, out, variables, at_rows, bad, points, first_row=0,
     max_abs, max_rel = result.max_abs_error.tolist(), result.max_rel_error.tolist()
     point_ok = result.point_ok.tolist()
     rows = at_rows.tolist()
+    nested, tail = _array_layout(result, variables)
+    if nested is not None:   # as the other commands: `at` nested per variable, `shapes`
+        names = [json.dumps(name) for name in nested]
     for row, b in enumerate(points):
         if b is None:
             out.write(json.dumps({"row": first_row + row + 1, "error": bad[row]}) + "\n")
             continue
-        at = ", ".join(f"{n}: {json_number(v)}" for n, v in zip(names, rows[row]))
+        if nested is None:
+            at = ", ".join(f"{n}: {json_number(v)}" for n, v in zip(names, rows[row]))
+        else:
+            at = ", ".join(f"{n}: {_json_value(v)}" for n, v in
+                           zip(names, _nest(rows[row], nested)))
         worst = result.worst(b)
         failures = ", ".join(_entry_json(f, f.reason) for f in result.failures(b))
         out.write(f'{head}"at": {{{at}}}, "ok": {json.dumps(point_ok[b])}, '
                   f'"max_abs_error": {json_number(max_abs[b])}, '
                   f'"max_rel_error": {json_number(max_rel[b])}, '
                   f'"worst": {"null" if worst is None else _entry_json(worst)}, '
-                  f'"failures": [{failures}]}}\n')
+                  f'"failures": [{failures}]{tail}}}\n')
+
+
+def _array_layout(result, variables) -> tuple[dict | None, str]:
+    """For a check of arrays, the shapes of the variables `at` shows (their components are
+    `variables`, in order) and the json's `shapes` key; (None, "") for scalars."""
+    shapes = dict(getattr(result, "shapes", {}) or {})
+    if not any(shapes.values()):
+        return None, ""
+    from .components import component_names
+
+    shown, names = {}, list(variables)
+    for name, shape in shapes.items():   # the variables first, in the API's order
+        parts = component_names(name, tuple(shape))
+        if parts and names[:len(parts)] == parts:
+            shown[name] = tuple(shape)
+            names = names[len(parts):]
+    if names:   # not the layout expected: keep the flat components
+        return None, ""
+    outputs = {name: tuple(shape) for name, shape in shapes.items() if name not in shown
+               and any(o == name or o.startswith(name + "[") for o in result.outputs)}
+    every = {name: list(shape) for name, shape in {**shown, **outputs}.items()}
+    return shown, f', "shapes": {json.dumps(every)}' 
 
 
 def _write_csv(result, out, variables, at_rows, bad, points, first_row=0,

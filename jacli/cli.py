@@ -374,10 +374,10 @@ class _Job:
         return columns, mask, points.count
 
     def has_arrays(self, values: dict) -> bool:
-        """Does this run hold an array (a value, a seed or a --shape)? If not, it runs
-        exactly as v1 did."""
+        """Does this run hold an array (a value, a seed or a --shape), or does the program
+        use an array operation? If not, it runs exactly as v1 did."""
         seeds = getattr(self, "seed", {})
-        return any(np.ndim(v) > 1 for v in values.values()) \
+        return self.program.uses_arrays or any(np.ndim(v) > 1 for v in values.values()) \
             or any(np.ndim(v) for v in seeds.values()) \
             or any(shape for shape in self.shapes.values())
 
@@ -467,12 +467,6 @@ class _Job:
         shapes = self.variable_shapes(values)
         result = _call_array_api(self, values, good)
         output_shapes = {o: tuple(result.shapes[o]) for o in self.outputs}
-        out = self.outputs[0]
-        if self.command in ("grad", "hess") and int(np.prod(output_shapes[out])) != 1:
-            from .components import shape_text
-            raise JacliError(f"{self.command} needs one output with one element, and '{out}' "
-                             f"has shape {shape_text(output_shapes[out])}", origin="--out",
-                             hint="take sum(...) of it, or use jac")
         report_shapes = Shapes.of(shapes, self.inputs, output_shapes)
         _, inputs, outputs = report_shapes.names()
         self.output_components = len(outputs)
@@ -492,31 +486,17 @@ class _Job:
                       report_shapes), result.warnings
 
 
-# --- the seam to the array engine ---------------------------------------------------------
+# --- the array path's API calls ------------------------------------------------------------
 #
-# What the CLI needs of the API for arrays (ARRAYS.md, "The Python API"):
-#   Program.eval/jacobian/grad/hessian/jvp/vjp(values, ..., batch=True), every value
-#   (B, *shape) with the points first (the CLI broadcasts shared --at values, without a
-#   copy), seeds (--tangent/--cotangent) batched the same way; B may be 0;
-#   Result.value (B, m), .jacobian (B, m, n), .hessian (B, n, n), .jvp (B, m), .vjp (B, n)
-#   flat over components (outputs row-major, then the --wrt inputs row-major), and
-#   Result.shapes: {name: shape} for every output (variables too, if it likes).
-
-def array_api_available() -> bool:
-    """Does this jacli's API take array values (`batch=True`)?"""
-    return "batch" in inspect.signature(Program.jacobian).parameters
-
-
-def require_array_api(origin: str = "--at") -> None:
-    """An error (for `origin`) unless the API takes arrays."""
-    if not array_api_available():
-        raise JacliError("array values need jacli's array engine, which this version "
-                         "lacks: give every variable a number", origin=origin)
-
+# Program.eval/jacobian/grad/hessian/jvp/vjp(values, ..., batch=True): every value
+# (B, *shape) with the points first (the CLI broadcasts shared --at values, without a
+# copy), seeds (--tangent/--cotangent) batched the same way; B may be 0. Result.value
+# (B, m), .jacobian (B, m, n), .hessian (B, n, n), .jvp (B, m), .vjp (B, n) flat over
+# components (outputs row-major, then the --wrt inputs row-major); Result.shapes gives
+# every variable's and output's shape.
 
 def _call_array_api(job: "_Job", values: dict, count: int):
     """The API call behind each command, for `count` points of arrays."""
-    require_array_api()
     program, options, command = job.program, job.options, job.command
     seed = {name: np.broadcast_to(v, (count,) + np.shape(v))
             for name, v in getattr(job, "seed", {}).items()}
@@ -531,7 +511,8 @@ def _call_array_api(job: "_Job", values: dict, count: int):
         return program.jvp(values, seed, job.outputs, batch=True)
     if command == "vjp":
         return program.vjp(values, seed, job.inputs, job.outputs, batch=True)
-    return program.jacobian(values, job.inputs, job.outputs, batch=True)  # grad
+    # grad: one output with one element (shapes.require_scalar_output says so, caret)
+    return program.grad(values, job.inputs, job.outputs[0], batch=True)
 
 
 def _check_shapes(shapes: dict, at: dict, program: Program) -> None:
@@ -932,11 +913,10 @@ def _run_tape(job: _Job, fmt: str, output: str | None) -> int:
 
     if output and Path(output).suffix.lower() in (".npy", ".npz"):
         raise JacliError("the tape is text: write it to .txt, .csv or .jsonl", origin="-o")
-    if job.given_arrays():   # (job.shapes: for the shape pass, once the engine has one)
-        require_array_api()
     # With no values at all the tape is shown as recorded; with some, all must be given.
     trace = None
     if job.at or not job.program.needed_variables(job.outputs):
+        _refuse_arrays(job, "tape")
         trace = job.program.trace(job.at, job.inputs, job.outputs)
     rows = tape_rows(job.program, job.outputs, trace)
     text_format = "plain" if fmt == "table" else fmt
@@ -964,6 +944,19 @@ def _run_tape(job: _Job, fmt: str, output: str | None) -> int:
     return problems.finish()
 
 
+def _refuse_arrays(job: _Job, command: str) -> None:
+    """The views not yet array-aware (the values and sweep of `tape`, `graph` with values,
+    `diff`): a clear error, exit 2, for a run of arrays (an array value or --shape, or a
+    program of array operations)."""
+    if not job.given_arrays():
+        return
+    if any(np.ndim(v) for v in job.at.values()):
+        raise JacliError(f"`{command}` does not take array values yet", origin="--at")
+    if any(job.shapes.values()):
+        raise JacliError(f"`{command}` does not take array shapes yet", origin="--shape")
+    raise JacliError(f"`{command}` does not take programs of arrays yet", origin="program")
+
+
 def _run_check(job: _Job, fmt: str, output: str | None) -> int:
     from .check import check_jacobian
     from .check_view import check_renderable, verdict_line, write_check
@@ -976,8 +969,6 @@ def _run_check(job: _Job, fmt: str, output: str | None) -> int:
 
     def check(points: Points | None):
         values, mask, count = job.bindings(points)
-        if job.has_arrays(values):
-            require_array_api()
         variables, at = job.at_table(values, mask, count)
         result = check_jacobian(job.program, values, job.inputs, job.outputs,
                                 job.options["rtol"], job.options["atol"])
@@ -1022,8 +1013,7 @@ def _run_diff(job: _Job, order: int, fmt: str, output: str | None) -> int:
     if output and Path(output).suffix.lower() in (".npy", ".npz"):
         raise JacliError("the derivative program is text: write it to .jac or .txt",
                          origin="-o")
-    if job.given_arrays():   # (job.shapes: for the shape pass, once the engine has one)
-        require_array_api("--shape")
+    _refuse_arrays(job, "diff")
     result = derivatives(job.program, job.outputs, job.inputs, order)
     text = {"jacli": to_jacli, "latex": to_latex, "json": to_json}[fmt](result)
     with target(output) as f:
@@ -1036,11 +1026,15 @@ def _run_graph(job: _Job, fmt: str, output: str | None) -> int:
 
     if output and Path(output).suffix.lower() in (".npy", ".npz"):
         raise JacliError("the graph is text: write it to .dot, .mmd or .txt", origin="-o")
-    if job.given_arrays():   # (job.shapes: for the shape pass, once the engine has one)
-        require_array_api()
+    shapes = None
+    if job.at:
+        _refuse_arrays(job, "graph")
+    elif job.given_arrays():   # a program of arrays, or --shape: every node's shape
+        from .shapes import infer_shapes
+        shapes = infer_shapes(job.program.tape, job.shapes)
     trace = job.program.trace(job.at, None, job.outputs) if job.at else None
     text = (to_dot if fmt == "dot" else to_mermaid)(job.program, job.outputs,
-                                                    trace.values if trace else None)
+                                                    trace.values if trace else None, shapes)
     with target(output) as f:
         f.write(text)
     problems = _Problems(job.source)

@@ -1,24 +1,39 @@
-"""Forward evaluation and reverse sweeps over a tape, vectorized over B points.
+"""Forward evaluation and reverse sweeps over a tape, vectorized over B points and
+over the seed directions of a Jacobian.
 
-Values are NumPy arrays of shape (B,) (or scalars for nodes that depend on no
-variable). Nothing here knows about parsing, the command line or rendering.
+Every value is laid out (K, B, *shape): `shape` the node's static shape, B the points
+(1 for a value shared by all points: constants, unbatched parameters), K the seed
+directions (1 for values; the output components in a reverse sweep, the input
+components in a forward sweep, chunked to bound memory). So a whole Jacobian is ONE
+sweep. Nothing here knows about parsing, the command line or rendering.
+
+Exact structural zeros: with every output's seed in one sweep, each node remembers which
+outputs (reverse) or inputs (forward) have actually reached it (a bitset); rows that
+have not are exact zeros and stay so, even where a partial is inf or nan, as with one
+sweep per output (0 * inf would be nan).
 
 Symbolic constants: a partial that a rule returns as a plain Python float
 (`m.const(...)`) is exact; 0.0 means "no contribution" (skipped), +-1.0 means the
 adjoint passes through unchanged. Every other partial is evaluated as its rule says
-(prims.NUMERIC), as JAX and PyTorch do. Constant nodes evaluate to np.float64, so the
-two are never confused (np.float64 is not `float` by `type(...) is float`).
+(prims.NUMERIC), as JAX and PyTorch do. Constant nodes evaluate to (1, 1) arrays, so the
+two are never confused.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 
 from .errors import line_col
-from .prims import NUMERIC, PRIMITIVES, VARIADIC
+from .prims import PRIMITIVES, static_shape
+from .sweeps import (CHAIN, PARTIAL, VALUE, Partials, _accumulate, _as_rows,  # noqa: F401
+                     _Rows, _rows, _Sink, forward_sweep, reverse_sweep)
 from .tape import CONST, VAR, Tape
+
+#: A sweep holds at most about this many floats per node (K chunks of seed directions).
+ROW_FLOATS = 1 << 22
 
 _NUMPY_KINDS = {  # NumPy's floating-point error -> what jacli says
     "divide by zero": "division by zero or a pole (result is inf or -inf)",
@@ -57,7 +72,6 @@ class DomainWarning(NamedTuple):
         return text
 
 
-VALUE, PARTIAL, CHAIN = "value", "partial", "chain"   # what is being evaluated
 
 
 class WarningLog:
@@ -94,129 +108,65 @@ class WarningLog:
         return list(self.seen.values())
 
 
+def lift(value) -> np.ndarray:
+    """A variable's value (B or 1, *shape) in the runtime layout (1, B, *shape)."""
+    return np.asarray(value, dtype=float)[None]
+
+
 def forward(tape: Tape, env: dict[str, np.ndarray], needed: list[bool], log: WarningLog) -> list:
-    """The value of every needed node. `env` maps variable names to arrays (B,)."""
+    """The value of every needed node, (1, B or 1, *shape). `env` maps variable names to
+    arrays (B or 1, *shape)."""
     values: list = [None] * len(tape.nodes)
     log.tape, log.stage = tape, VALUE
+    # every value of rank 0 (a scalar program at scalar values): NumPy's own functions,
+    # with nothing to align
+    scalar = not _has_arrays(tape) and all(np.ndim(v) <= 1 for v in env.values())
     with log.errstate():
         for index, node in enumerate(tape.nodes):
             if not needed[index]:
                 continue
             if node.op == CONST:
-                values[index] = np.float64(node.value)
+                values[index] = np.full((1, 1), node.value)
             elif node.op == VAR:
-                values[index] = env[node.name]
+                values[index] = lift(env[node.name])
             else:
                 log.node = index
-                values[index] = PRIMITIVES[node.op].forward(*[values[a] for a in node.args])
+                f = PRIMITIVES[node.op].forward
+                if scalar:
+                    f = getattr(f, "__wrapped__", f)
+                values[index] = f(*[values[a] for a in node.args], *node.params)
     return values
 
 
-def _is_symbolic(p, c: float) -> bool:
-    return type(p) is float and p == c
-
-
-def _times(adjoint, partial):
-    if _is_symbolic(partial, 1.0):
-        return adjoint
-    if _is_symbolic(partial, -1.0):
-        return -adjoint
-    if _is_symbolic(adjoint, 1.0):
-        return partial
-    return adjoint * partial
-
-
-class Partials:
-    """Local partial derivatives of tape entries, computed once and only on demand."""
-
-    def __init__(self, tape: Tape, values: list, log: WarningLog):
-        self.tape, self.values, self.log = tape, values, log
-        self.cache: dict[tuple[int, int], object] = {}    # what was asked for
-        self._variadic: dict[int, list] = {}               # min/max: all partials at once
-
-    def get(self, index: int, position: int):
-        key = (index, position)
-        if key not in self.cache:
-            node = self.tape.nodes[index]
-            prim = PRIMITIVES[node.op]
-            self.log.node, self.log.stage = index, PARTIAL
-            if prim.arity == VARIADIC:   # one pass shares the tie count: linear in n
-                if index not in self._variadic:
-                    args = [self.values[a] for a in node.args]
-                    self._variadic[index] = prim.partials_at(
-                        NUMERIC, self.values[index], args, range(len(args)))
-                self.cache[key] = self._variadic[index][position]
-            else:
-                args = [self.values[a] for a in node.args]
-                self.cache[key] = prim.partial(NUMERIC, self.values[index], args, position)
-        return self.cache[key]
-
-
-def _accumulate(previous, contribution):
-    return contribution if previous is None else previous + contribution
-
-
-def reverse_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
-                  depends: list[bool]) -> list:
-    """Adjoints of every node, from cotangent `seeds` at output nodes (a VJP).
-
-    Entries that receive nothing stay None (a symbolic zero); only nodes that
-    depend on an input (`depends`) pass anything on.
-    """
-    adjoints: list = [None] * len(tape.nodes)
-    for node, seed in seeds.items():
-        adjoints[node] = _accumulate(adjoints[node], seed)
-    nodes, log = tape.nodes, partials.log
-    with log.errstate():   # once: entering np.errstate costs more than a small ufunc
-        for index in range(max(seeds, default=-1), -1, -1):
-            adjoint = adjoints[index]
-            if adjoint is None or not nodes[index].args:
-                continue
-            for position, arg in enumerate(nodes[index].args):
-                if not depends[arg]:
-                    continue
-                partial = partials.get(index, position)
-                if _is_symbolic(partial, 0.0):
-                    continue
-                log.node, log.stage = index, CHAIN
-                adjoints[arg] = _accumulate(adjoints[arg], _times(adjoint, partial))
-        return adjoints
-
-
-def forward_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
-                  depends: list[bool], needed: list[bool]) -> list:
-    """Tangents of every node, from tangent `seeds` at variable nodes (a JVP).
-
-    The same partials as the reverse sweep, multiplied in the other order.
-    """
-    tangents: list = [None] * len(tape.nodes)
-    for node, seed in seeds.items():
-        tangents[node] = seed
-    nodes, log = tape.nodes, partials.log
-    with log.errstate():
-        for index, node in enumerate(nodes):
-            if not node.args or not depends[index] or not needed[index]:
-                continue
-            tangent = None
-            for position, arg in enumerate(node.args):
-                if tangents[arg] is None:
-                    continue
-                partial = partials.get(index, position)
-                if _is_symbolic(partial, 0.0):
-                    continue
-                log.node, log.stage = index, CHAIN
-                tangent = _accumulate(tangent, _times(tangents[arg], partial))
-            tangents[index] = tangent
-        return tangents
-
+def _has_arrays(tape: Tape) -> bool:
+    """Does the tape hold an array primitive? (Remembered per tape length.)"""
+    return tape._remembered(("arrays",), lambda _: any(
+        PRIMITIVES[node.op].shape is not None for node in tape.nodes
+        if node.op not in (CONST, VAR)), None)
 
 class Sweep(NamedTuple):
     """Everything one evaluation computed, for the API and the tape view."""
     values: list                 # per node (None where not needed)
-    outputs: np.ndarray          # (B, m)
-    jacobian: np.ndarray | None  # (B, m, n)
+    outputs: np.ndarray          # (B, m) over components
+    jacobian: np.ndarray | None  # (B, m, n) over components
     adjoints: list[list] | None  # per output: per-node adjoints (reverse mode, keep=True)
     partials: Partials | None
+
+
+def _size(value) -> int:
+    return math.prod(value.shape[2:])
+
+
+def _gather(values: list, nodes: list[int], batch: int) -> np.ndarray:
+    """The nodes' values flat over components, (B, sum of sizes)."""
+    sizes = [_size(values[n]) for n in nodes]
+    out = np.empty((batch, sum(sizes)))
+    start = 0
+    for node, size in zip(nodes, sizes):
+        v = values[node]
+        out[:, start:start + size] = v.reshape(v.shape[1], size)
+        start += size
+    return out
 
 
 def _values(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[int],
@@ -225,17 +175,55 @@ def _values(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: li
     outputs' values gathered as (B, m)."""
     needed = tape.dependencies(output_nodes)
     values = forward(tape, env, needed, log)
-    outputs = np.empty((batch, len(output_nodes)))
-    for k, node in enumerate(output_nodes):
-        outputs[:, k] = values[node]
-    return needed, values, outputs
+    return needed, values, _gather(values, output_nodes, batch)
+
+
+def _unit_seeds(shape: tuple, rows: range, start: int) -> np.ndarray:
+    """(len(rows), 1, *shape): row r is the unit vector of component r - start."""
+    size = int(np.prod(shape, dtype=np.int64))
+    seed = np.zeros((len(rows), size))
+    components = np.arange(rows.start, rows.stop) - start
+    seed[np.arange(len(rows)), components] = 1.0
+    return seed.reshape((len(rows), 1) + tuple(shape))
+
+
+def _chunks(total: int, batch: int, widest: int):
+    rows = max(1, ROW_FLOATS // max(1, batch * widest))
+    for start in range(0, total, rows):
+        yield range(start, min(total, start + rows))
+
+
+def _segments(sizes: list[int]) -> list[tuple[int, int]]:
+    out, start = [], 0
+    for size in sizes:
+        out.append((start, start + size))
+        start += size
+    return out
+
+
+def _seed_chunk(nodes: list[int], shapes: list[tuple], segments, chunk: range,
+                live: list[bool], rows: _Rows):
+    """Unit seeds for the rows `chunk` of the stacked directions, compact per node (only
+    its own rows), and each seeded node's bitset (the outputs/inputs it stands for)."""
+    seeds: dict[int, np.ndarray] = {}
+    reached: dict[int, int] = {}
+    for k, (node, shape, (lo, hi)) in enumerate(zip(nodes, shapes, segments)):
+        if node is None or not live[k] or hi <= chunk.start or lo >= chunk.stop:
+            continue
+        part = range(max(lo, chunk.start), min(hi, chunk.stop))
+        # a scalar's one row: the symbolic 1.0, as a sweep of its own would start with
+        seed = 1.0 if shape == () else _unit_seeds(shape, part, lo)
+        seeds[node] = rows.merge(seeds.get(node), reached.get(node, 0), seed, 1 << k)
+        reached[node] = reached.get(node, 0) | (1 << k)
+    return seeds, reached
 
 
 def evaluate(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[int],
              wrt: list[str] | None, log: WarningLog, keep: bool = False,
              mode: str = "reverse") -> Sweep:
-    """Values of `output_nodes` and, if `wrt` is given, their Jacobian w.r.t. `wrt`:
-    one reverse sweep per output (`mode="reverse"`) or one forward sweep per input.
+    """Values of `output_nodes` and, if `wrt` is given, their Jacobian w.r.t. `wrt`, over
+    components: ONE reverse sweep seeded with every output component (`mode="reverse"`)
+    or one forward sweep seeded with every input component, chunked to bound memory.
     With `keep`, the values, partials and (reverse mode) adjoints are kept for a trace."""
     needed, values, outputs = _values(tape, env, batch, output_nodes, log)
     if wrt is None:
@@ -243,47 +231,105 @@ def evaluate(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: l
 
     depends = tape.depends_on(wrt)
     partials = Partials(tape, values, log)
-    jacobian = np.zeros((batch, len(output_nodes), len(wrt)))
     wrt_nodes = [tape.variable_nodes.get(name) for name in wrt]
-    all_adjoints = []
+    wrt_shapes = [tuple(np.shape(env[name])[1:]) if name in env else () for name in wrt]
+    out_shapes = [static_shape(values[n]) for n in output_nodes]
+    out_seg = _segments([math.prod(s) for s in out_shapes])
+    in_seg = _segments([math.prod(s) for s in wrt_shapes])
+    m, n = out_seg[-1][1] if out_seg else 0, in_seg[-1][1] if in_seg else 0
+    jacobian = np.zeros((batch, m, n))
+    widest = 1 if partials.scalar else max((_size(v) for v in values if v is not None),
+                                           default=1)
     if mode == "forward":
-        for j, node in enumerate(wrt_nodes):
-            if node is None:
-                continue
-            tangents = forward_sweep(tape, partials, {node: 1.0}, depends, needed)
-            for k, root in enumerate(output_nodes):
-                if tangents[root] is not None:
-                    jacobian[:, k, j] = tangents[root]
+        owners = np.repeat(np.arange(len(wrt), dtype=np.int64), [hi - lo for lo, hi in in_seg])
+        live = [node is not None for node in wrt_nodes]
+        for chunk in _chunks(n, batch, widest):
+            rows = _rows(owners[chunk.start:chunk.stop].tobytes())
+            seeds, reached = _seed_chunk(wrt_nodes, wrt_shapes, in_seg, chunk, live, rows)
+            one = rows.single   # one input: every node's rows are all rows, no masks
+            tangents = forward_sweep(tape, partials, seeds, depends, needed,
+                                     None if one else rows, reached)
+            for root, (lo, hi) in zip(output_nodes, out_seg):
+                t = tangents[root]
+                if t is not None:   # (k, B, *shape) -> (B, size, k), at its k columns
+                    t = _as_rows(t, 1)
+                    flat = t.reshape(t.shape[:2] + (hi - lo,))
+                    columns = chunk.start + (np.arange(len(t)) if one else
+                                             rows.positions(partials.reached[root]))
+                    jacobian[:, lo:hi, columns] = flat.transpose(1, 2, 0)
         return Sweep(values if keep else [], outputs, jacobian, None, partials if keep else None)
-    for k, root in enumerate(output_nodes):
-        adjoints = reverse_sweep(tape, partials, {root: 1.0} if depends[root] else {}, depends)
-        for j, node in enumerate(wrt_nodes):
-            if node is not None and adjoints[node] is not None:
-                jacobian[:, k, j] = adjoints[node]
+    owners = np.repeat(np.arange(len(output_nodes), dtype=np.int64),
+                       [hi - lo for lo, hi in out_seg])
+    live = [bool(depends[root]) for root in output_nodes]
+    all_adjoints = []
+    for chunk in _chunks(m, batch, widest):
+        rows = _rows(owners[chunk.start:chunk.stop].tobytes())
+        seeds, reached = _seed_chunk(output_nodes, out_shapes, out_seg, chunk, live, rows)
+        # one output: every node's rows are all rows, no masks (as a sweep of its own)
+        sink = None if keep or rows.single else _Sink(jacobian, rows, chunk, wrt_nodes, in_seg)
+        adjoints = reverse_sweep(tape, partials, seeds, depends,
+                                 None if rows.single else rows, reached, sink)
+        if sink is not None:   # the variables' adjoints went straight into the Jacobian
+            continue
+        for node, (lo, hi) in zip(wrt_nodes, in_seg):
+            a = None if node is None else adjoints[node]
+            if a is not None:   # (k, B, *shape) -> (B, k, size), at its k rows
+                a = _as_rows(a, 1)
+                if a.shape[0] == 1 and hi - lo == 1:   # one row, one component
+                    jacobian[:, chunk.start, lo] = a[0].reshape(-1)
+                    continue
+                flat = a.reshape(a.shape[:2] + (hi - lo,))   # (a variable: every row)
+                at = chunk.start + np.arange(len(a))
+                if len(at) == chunk.stop - chunk.start:
+                    jacobian[:, chunk.start:chunk.stop, lo:hi] = flat.transpose(1, 0, 2)
+                else:
+                    jacobian[:, at, lo:hi] = flat.transpose(1, 0, 2)
         if keep:
-            all_adjoints.append(adjoints)
+            all_adjoints += _per_output(adjoints, partials.reached, rows, chunk, out_seg,
+                                        tape.nodes)
     return Sweep(values if keep else [], outputs, jacobian,
                  all_adjoints if keep else None, partials if keep else None)
+
+def _per_output(adjoints, bits, rows: _Rows, chunk: range, out_seg, nodes) -> list[list]:
+    """The sweep's adjoints split into one list per output (its first component's row),
+    None where that output never reached the node (as a sweep of its own would give)."""
+    per_output = []
+    for k, (lo, hi) in enumerate(out_seg):
+        if not chunk.start <= lo < chunk.stop:
+            continue
+        row = lo - chunk.start
+        per_output.append([
+            None if a is None or not (rows.single or (bits[i] >> k) & 1) else
+            _as_rows(a, 1)[row] if nodes[i].op == VAR or rows.single else
+            _as_rows(a, 1)[int(np.searchsorted(rows.positions(bits[i]), row))]
+            for i, a in enumerate(adjoints)])
+    return per_output
 
 
 def jvp(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[int],
         tangent: dict[str, np.ndarray], log: WarningLog) -> tuple[np.ndarray, np.ndarray]:
-    """Values (B, m) and J.v (B, m) for the tangent `v` given per variable."""
+    """Values (B, m) and J.v (B, m) for the tangent `v` given per variable
+    ((B or 1, *shape) each), over components."""
     needed, values, outputs = _values(tape, env, batch, output_nodes, log)
     depends = tape.depends_on(list(tangent))
-    seeds = {tape.variable_nodes[name]: t for name, t in tangent.items()
+    seeds = {tape.variable_nodes[name]: lift(t) for name, t in tangent.items()
              if name in tape.variable_nodes}
     tangents = forward_sweep(tape, Partials(tape, values, log), seeds, depends, needed)
-    result = np.zeros((batch, len(output_nodes)))
-    for k, node in enumerate(output_nodes):
-        if tangents[node] is not None:
-            result[:, k] = tangents[node]
+    result = np.zeros_like(outputs)
+    start = 0
+    for node in output_nodes:
+        size = _size(values[node])
+        t = tangents[node]
+        if t is not None:
+            result[:, start:start + size] = t.reshape(t.shape[1], size)
+        start += size
     return outputs, result
 
 
 def vjp(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[int],
         cotangent: list, wrt: list[str], log: WarningLog) -> tuple[np.ndarray, np.ndarray]:
-    """Values (B, m) and u^T.J (B, n) for the cotangent `u` given per output."""
+    """Values (B, m) and u^T.J (B, n) for the cotangent `u` given per output ((B or 1,
+    *shape) each, or 0), over components."""
     _, values, outputs = _values(tape, env, batch, output_nodes, log)
     depends = tape.depends_on(wrt)
     seeds: dict[int, object] = {}
@@ -291,11 +337,16 @@ def vjp(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[i
         for node, u in zip(output_nodes, cotangent):
             if depends[node]:
                 log.node, log.stage = node, CHAIN
-                seeds[node] = _accumulate(seeds.get(node), u)
+                u = np.broadcast_to(np.asarray(u, dtype=float),
+                                    (np.shape(u)[:1] or (1,)) + static_shape(values[node]))
+                seeds[node] = _accumulate(seeds.get(node), u[None])
     adjoints = reverse_sweep(tape, Partials(tape, values, log), seeds, depends)
-    result = np.zeros((batch, len(wrt)))
-    for j, name in enumerate(wrt):
+    sizes = [int(np.prod(np.shape(env[name])[1:], dtype=np.int64)) if name in env else 1
+             for name in wrt]
+    result = np.zeros((batch, sum(sizes)))
+    for (lo, hi), name in zip(_segments(sizes), wrt):
         node = tape.variable_nodes.get(name)
-        if node is not None and adjoints[node] is not None:
-            result[:, j] = adjoints[node]
+        a = None if node is None else adjoints[node]
+        if a is not None:
+            result[:, lo:hi] = a.reshape(a.shape[1], hi - lo)
     return outputs, result

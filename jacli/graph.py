@@ -48,8 +48,14 @@ def _op_label(op: str) -> str:
     return op
 
 
+def shape_label(shape: tuple) -> str:
+    """A static shape in jaxpr style: f64[] for a scalar, f64[3], f64[2,3]."""
+    return "f64[" + ",".join(str(d) for d in shape) + "]"
+
+
 def _graph(program: Program, outputs: Sequence[str] | None,
-           values: Sequence[float | None] | None) -> tuple[list[_GraphNode], list[_GraphEdge]]:
+           values: Sequence[float | None] | None,
+           shapes: Sequence[tuple] | None = None) -> tuple[list[_GraphNode], list[_GraphEdge]]:
     tape = program.tape
     selected = program.select_outputs(list(outputs) if outputs else None)
     roots = [tape.output_node(o) for o in selected]
@@ -70,6 +76,8 @@ def _graph(program: Program, outputs: Sequence[str] | None,
             kind, head = OP, _op_label(node.op)
         # A variable that is itself an output (`z = x`) carries that name too.
         lines = [head] + [f"({n})" for n in names.get(index, []) if n != head]
+        if shapes is not None:
+            lines.append(shape_label(shapes[index]))
         if values is not None and values[index] is not None:
             lines.append("= " + format(float(values[index]), ".6g"))
         nodes.append(_GraphNode(index, kind, tuple(lines), index in is_output))
@@ -96,13 +104,15 @@ _DOT_STYLE = {
 
 
 def to_dot(program: Program, outputs: Sequence[str] | None = None,
-           values: Sequence[float | None] | None = None) -> str:
+           values: Sequence[float | None] | None = None,
+           shapes: Sequence[tuple] | None = None) -> str:
     """The graph of `outputs` (default: all) as a Graphviz `digraph`.
 
     `values`, one per tape entry (`Program.trace(point).values`), adds `= value` to
-    each label. Outputs are drawn bold with a double border.
+    each label; `shapes`, one per tape entry (the shape pass's), adds its shape (f64[3]).
+    Outputs are drawn bold with a double border.
     """
-    nodes, edges = _graph(program, outputs, values)
+    nodes, edges = _graph(program, outputs, values, shapes)
     out = ["digraph jacli {",
            "  rankdir=BT;",
            '  node [fontname="Helvetica"];',
@@ -135,13 +145,15 @@ _MERMAID_SHAPE = {INPUT: ('(["', '"])'), CONSTANT: ('("', '")'), OP: ('["', '"]'
 
 
 def to_mermaid(program: Program, outputs: Sequence[str] | None = None,
-               values: Sequence[float | None] | None = None) -> str:
+               values: Sequence[float | None] | None = None,
+               shapes: Sequence[tuple] | None = None) -> str:
     """The graph of `outputs` (default: all) as a Mermaid `flowchart`, for Markdown.
 
     Inputs are stadiums, constants rounded boxes, operations boxes; the classes
-    `input`, `constant` and `output` style them (outputs with a thick border).
+    `input`, `constant` and `output` style them (outputs with a thick border). `values`
+    and `shapes` as for to_dot.
     """
-    nodes, edges = _graph(program, outputs, values)
+    nodes, edges = _graph(program, outputs, values, shapes)
     out = ["flowchart BT"]
     for node in nodes:
         opening, closing = _MERMAID_SHAPE[node.kind]

@@ -19,27 +19,16 @@ import re
 from typing import NamedTuple
 
 from .errors import JacliError, line_col, shorten
-from .prims import CONSTANTS, VARIADIC
-from .prims import FUNCTIONS as _PRIMITIVE_FUNCTIONS
+from .prims import ARRAY_FUNCTIONS, CONSTANTS, FUNCTIONS, VARIADIC
 from .tape import Tape, paused_gc
 
 _BINARY_OPS = {"PLUS": "add", "MINUS": "sub", "STAR": "mul", "SLASH": "div", "POW": "pow",
                "AT": "matmul"}
 
-#: The array functions of arrays.md, with their arity: primitives of the same names.
-ARRAY_FUNCTIONS: dict[str, int] = {
-    "sum": 1, "mean": 1, "prod": 1, "norm": 1, "logsumexp": 1, "softmax": 1, "dot": 2,
-    "outer": 2, "transpose": 1, "diag": 1, "trace": 1, "det": 1, "inv": 1, "solve": 2,
-}
-#: Ops the parser emits for syntax (a literal, a subscript, one-argument max/min): not
-#: callable by name.
-_SYNTAX_OPS = {"stack", "index", "amax", "amin", "matmul"}
-#: The functions a program may call, with their arity (VARIADIC: min and max, which also
-#: take one argument: then they are the reductions amax/amin).
-FUNCTIONS: dict[str, int] = {
-    name: arity for name, arity in {**_PRIMITIVE_FUNCTIONS, **ARRAY_FUNCTIONS}.items()
-    if name not in _SYNTAX_OPS
-}
+# The functions a program may call, with their arity, are prims.FUNCTIONS (the one table;
+# VARIADIC: min and max, which also take one argument: then they are the reductions
+# amax/amin). The ops the parser emits for syntax (a literal, a subscript, one-argument
+# max/min, @) are not in it: they are not callable by name.
 #: Names a program may not use as a variable or define: the functions of v1. The array
 #: functions' names stay free (`mean = (a + b)/2` is a v1 program), and calls still call.
 _RESERVED = frozenset(FUNCTIONS) - frozenset(ARRAY_FUNCTIONS)

@@ -23,6 +23,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 VARIADIC = -1  # arity of min and max: two or more arguments
+STACKED = -2   # arity of an array literal: one or more elements
 
 
 class Primitive(NamedTuple):
@@ -38,6 +39,13 @@ class Primitive(NamedTuple):
     # The static shape rule, shape(argument shapes, params) -> result shape, raising
     # errors.ShapeError; None for elementwise broadcasting.
     shape: Callable | None = None
+    # Structural, linear and matrix primitives (array_prims.py): one rule per argument,
+    # vjp[i](m, g, ans, args, params) -> the cotangent of argument i and
+    # jvp[i](m, t, ans, args, params) -> the output's tangent from argument i's tangent t.
+    # None for elementwise primitives: their partials give both (VJP sum_to(g * partial),
+    # JVP t * partial).
+    vjp: tuple[Callable, ...] | None = None
+    jvp: tuple[Callable, ...] | None = None
 
     def partial(self, m, ans, args, i):
         """The partial derivative of the output with respect to argument i."""
@@ -56,8 +64,47 @@ PRIMITIVES: dict[str, Primitive] = {}
 
 def defprim(name, arity, forward, *partials, variadic_partials=None, symbol=None,
             internal=False):
-    PRIMITIVES[name] = Primitive(name, arity, forward, tuple(partials), variadic_partials,
-                                 symbol, internal)
+    PRIMITIVES[name] = Primitive(name, arity, aligned(forward), tuple(partials),
+                                 variadic_partials, symbol, internal)
+
+
+def rank(a) -> int:
+    """The static rank of a value in the runtime layout (K, B, *shape); 0 for a number."""
+    return a.ndim - 2 if getattr(a, "ndim", 0) >= 2 else 0
+
+
+def align(a, r: int):
+    """`a` (K, B, *shape) with axes inserted after the leading two up to rank r, so that
+    NumPy broadcasting matches trailing shapes: (K, B, 3) and (1, B) never misalign."""
+    missing = r - rank(a)
+    if missing <= 0 or getattr(a, "ndim", 0) < 2:
+        return a
+    return a.reshape(a.shape[:2] + (1,) * missing + a.shape[2:])
+
+
+def aligned(f):
+    """An elementwise function broadcasting by static shape in the (K, B, *shape) layout.
+    Arguments of one rank (every scalar program) go straight to `f`."""
+    def run(*args):
+        if len(args) == 1:   # one argument: nothing to align
+            return f(*args)
+        if len(args) == 2:
+            da, db = getattr(args[0], "ndim", 0), getattr(args[1], "ndim", 0)
+            if da == db or (da <= 2 and db <= 2):
+                return f(*args)
+        ndims = [getattr(a, "ndim", 0) for a in args]
+        top = max(ndims, default=0)
+        if top <= 2 or min(ndims) == top:
+            return f(*args)
+        return f(*[align(a, top - 2) for a in args])
+    run.__name__ = getattr(f, "__name__", "elementwise")
+    run.__wrapped__ = f
+    return run
+
+
+def static_shape(a) -> tuple:
+    """The static shape of a value in the runtime layout."""
+    return tuple(a.shape[2:]) if getattr(a, "ndim", 0) >= 2 else ()
 
 
 def _zero(m, ans, *args):
@@ -213,6 +260,8 @@ defprim("hypot_ratio", 3, _hypot_ratio,
         _zero, internal=True)
 
 
+from . import array_prims  # noqa: E402,F401  (registers the array primitives)
+
 #: The functions a program may call, with their arity (VARIADIC for min/max).
 #: `pow(x, y)` is the same primitive as `x^y`; the other operators have no call form.
 FUNCTIONS: dict[str, int] = {
@@ -220,7 +269,14 @@ FUNCTIONS: dict[str, int] = {
     if not p.internal and (p.symbol is None or name == "pow")
 }
 
+#: The array functions of arrays.md among them (those with a shape rule): their names stay
+#: free for variables, as v1 programs may use them (`mean = (a + b)/2`).
+ARRAY_FUNCTIONS: frozenset[str] = frozenset(
+    name for name in FUNCTIONS if PRIMITIVES[name].shape is not None)
+
 CONSTANTS: dict[str, float] = {"pi": float(np.pi), "e": float(np.e)}
 
 #: The ops namespace that evaluates partials on arrays.
-NUMERIC = SimpleNamespace(const=float, **{name: p.forward for name, p in PRIMITIVES.items()})
+#: `m.shape(a)` is an operand's static shape (node builders read it from the tape).
+NUMERIC = SimpleNamespace(const=float, shape=static_shape,
+                          **{name: p.forward for name, p in PRIMITIVES.items()})

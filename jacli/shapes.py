@@ -4,7 +4,8 @@ evaluation (arrays.md: "Shapes are checked once per run").
 A primitive's shape rule is `rule(argument shapes, params) -> result shape`, raising
 errors.ShapeError with a message that names the shapes; `Primitive.shape` None means
 elementwise NumPy broadcasting. The rules of the structural and linear-algebra ops are
-written here, in SHAPE_RULES, for prims.py's table to reference (`shape=SHAPE_RULES[name]`).
+written here, in SHAPE_RULES, and nowhere else: array_prims.py's table takes
+`shape=SHAPE_RULES[name]` for every primitive it registers.
 This module imports nothing of jacli at load time but errors, so prims.py may import it.
 
 `infer_shapes` runs the rules once, in tape order (a loop: no recursion), and turns a
@@ -232,6 +233,17 @@ def _given_shape(position: int):
     return rule
 
 
+def _swap(shapes, params):
+    """The last two axes exchanged (the transpose of each matrix of a stack)."""
+    (shape,) = shapes
+    return shape[:-2] + shape[-2:][::-1]
+
+
+def _same(shapes, params):
+    """The first argument's shape."""
+    return shapes[0]
+
+
 #: The shape rules of the structural and linear ops, by primitive name (elementwise
 #: primitives have none: they broadcast).
 SHAPE_RULES = {
@@ -241,6 +253,9 @@ SHAPE_RULES = {
     "softmax": _softmax, "dot": _dot, "outer": _outer, "transpose": _transpose,
     "diag": _diag, "trace": _trace, "det": _det, "inv": _inv, "solve": _solve,
     "broadcast_to": _given_shape(0), "sum_to": _given_shape(0), "index_scatter": _given_shape(1),
+    # internal ops of the derivative rules (array_prims.py)
+    "reshape": _given_shape(0), "swap": _swap, "prod_others": _same,
+    "prod_others_vjp": _same,
 }
 # How the messages name an op: `amax` is written max(...), `min`/`max` with one argument.
 _WRITTEN = {"amax": "max", "amin": "min"}
@@ -258,8 +273,7 @@ def infer_shapes(tape, variable_shapes: dict[str, tuple]) -> list[Shape]:
     rules: dict = {}   # op -> its shape rule, or None (elementwise)
     for op in {node.op for node in nodes}:
         primitive = PRIMITIVES.get(op)
-        rules[op] = primitive.shape if primitive is not None and primitive.shape is not None \
-            else SHAPE_RULES.get(op)
+        rules[op] = primitive.shape if primitive is not None else None
     if not any(given.values()) and not any(rules.values()):
         return [()] * len(nodes)   # a scalar program (v1): every shape is ()
     shapes: list[Shape] = []
@@ -295,8 +309,7 @@ def node_shape(op: str, shapes: list[Shape], params: tuple = ()) -> Shape:
     from .prims import PRIMITIVES
 
     primitive = PRIMITIVES.get(op)
-    rule = primitive.shape if primitive is not None and primitive.shape is not None \
-        else SHAPE_RULES.get(op)
+    rule = primitive.shape if primitive is not None else None
     if rule is not None:
         return tuple(rule(list(shapes), params))
     if not any(shapes):

@@ -34,6 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .prims import PRIMITIVES
+from .shapes import node_shape
 from .tape import CONST, VAR, NodeOps, Tape
 
 #: How many levels of products, quotients and negations a readable rewrite looks into,
@@ -89,7 +90,8 @@ class SimplifyingOps(NodeOps):
             for index, node in enumerate(tape.nodes):
                 if node.op == CONST:
                     self.constants[index] = node.value
-                elif node.args and all(a in self.constants for a in node.args):
+                elif (node.args and PRIMITIVES[node.op].shape is None
+                      and all(a in self.constants for a in node.args)):
                     value = float(PRIMITIVES[node.op].forward(
                         *[np.float64(self.constants[a]) for a in node.args]))
                     if math.isfinite(value):
@@ -104,7 +106,33 @@ class SimplifyingOps(NodeOps):
         None, that contributes nothing, unlike a 0 the program itself holds (0*inf = nan)."""
         return None if value == 0.0 else self.tape.const(value)
 
-    def apply(self, op: str, args: tuple[int, ...]) -> int:
+    def apply(self, op: str, args: tuple[int, ...], params: tuple = ()) -> int:
+        args = tuple(args)
+        shapes = self.tape.shapes
+        if params or PRIMITIVES[op].shape is not None:   # array primitives: as they are
+            return self._new(op, args, params)
+        if shapes is None or all(shapes[a] == () for a in args):
+            return self._elementwise(op, args)
+        # an elementwise node on arrays: simplified as on scalars, but it keeps its shape
+        # (x^0 -> 1 would lose it)
+        expected = node_shape(op, [shapes[a] for a in args])
+        readable, self.readable = self.readable, False   # diff of arrays: later work
+        try:
+            index = self._elementwise(op, args)
+        finally:
+            self.readable = readable
+        if shapes[index] != expected:
+            index = self._new("broadcast_to", (index,), (expected,))
+        return index
+
+    def _new(self, op: str, args: tuple[int, ...], params: tuple = ()) -> int:
+        length = len(self.tape.nodes)
+        index = self.tape.apply(op, args, self.span, params)
+        if index >= length and self.origin is not None:
+            self.origins[index] = self.origin
+        return index
+
+    def _elementwise(self, op: str, args: tuple[int, ...]) -> int:
         values = [self._constant(a) for a in args]
         constant = bool(args) and all(v is not None for v in values)
         if self.readable and not constant:
@@ -123,11 +151,7 @@ class SimplifyingOps(NodeOps):
                 and Fraction(folded) != Fraction(values[0]) / Fraction(values[1]))
             if math.isfinite(folded) and not inexact:
                 return self.tape.const(folded)
-        length = len(self.tape.nodes)
-        index = self.tape.apply(op, args, self.span)
-        if index >= length and self.origin is not None:
-            self.origins[index] = self.origin
-        return index
+        return self._new(op, args)
 
     # --- readable products and quotients (jacli diff) ---------------------------------
 
@@ -262,11 +286,6 @@ class SimplifyingOps(NodeOps):
             return tape.apply("neg", (result,), self.span)
         return result
 
-    def __getattr__(self, op: str):
-        if op not in PRIMITIVES:
-            raise AttributeError(op)
-        return lambda *args: self.apply(op, args)
-
     def _unsigned(self, index: int) -> tuple[int, bool]:
         """The node under all the negations at the top of `index`, and whether their
         number is odd: all at once, as a loop (-----x*y is not 5 rewrites deep)."""
@@ -343,7 +362,7 @@ def gradient_nodes(tape: Tape, root: int, wrt: list[str], ops: SimplifyingOps) -
     and a partial that starts with a constant is written first, so d/dx x^2*sin(x)
     reads 2*x*sin(x) + x^2*cos(x), as by hand.
     """
-    nodes = tape.nodes
+    nodes, shapes = tape.nodes, tape.shapes   # shapes: grown as nodes are appended
     depends = tape.depends_on(wrt)
 
     def leads_with_constant(index: int) -> bool:
@@ -374,16 +393,34 @@ def gradient_nodes(tape: Tape, root: int, wrt: list[str], ops: SimplifyingOps) -
         if not positions:
             continue
         ops.origin = (index, False)
-        partials = PRIMITIVES[node.op].partials_at(ops, index, list(node.args), positions)
-        ops.origin = (index, True)
-        for position, partial in zip(positions, partials):
-            if partial is None:   # a rule's symbolic zero
+        prim = PRIMITIVES[node.op]
+        if prim.vjp is not None:   # an array primitive: its cotangent rule, per argument
+            terms = [prim.vjp[p](ops, adjoint, index, list(node.args), node.params)
+                     for p in positions]
+        else:
+            partials = prim.partials_at(ops, index, list(node.args), positions)
+            ops.origin = (index, True)
+            terms = [None if partial is None else times(adjoint, partial)
+                     for partial in partials]
+        for position, term in zip(positions, terms):
+            if term is None:   # a rule's symbolic zero
                 continue
-            received.setdefault(node.args[position], []).append(
-                (index, times(adjoint, partial)))
+            arg = node.args[position]
+            if shapes is not None and shapes[term] != shapes[arg]:   # unbroadcast
+                term = ops.sum_to(term, shapes[arg])
+            received.setdefault(arg, []).append((index, term))
     ops.origin = None
     zero = tape.const(0.0)
-    return [adjoints.get(tape.variable_nodes.get(name), zero) for name in wrt]
+    gradient = []
+    for name in wrt:
+        variable = tape.variable_nodes.get(name)
+        if variable in adjoints:
+            gradient.append(adjoints[variable])
+        elif shapes is not None and tape.variable_shapes.get(name, ()) != ():
+            gradient.append(ops.apply("broadcast_to", (zero,), (tape.variable_shapes[name],)))
+        else:
+            gradient.append(zero)
+    return gradient
 
 
 def gradient_tape(tape: Tape, root: int, wrt: list[str]

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import NamedTuple
 
 from .prims import PRIMITIVES
+from .shapes import node_shape
 
 VAR = "var"
 CONST = "const"
@@ -39,6 +40,10 @@ class Tape:
         self.names: dict[str, int] = {}          # let and output names -> node
         self._index: dict[tuple, int] = {}       # hash-consing: (op, args) -> node
         self._masks: dict = {}                   # dependencies(), remembered
+        # Static shapes per node, once a shape pass has run (`set_shapes`); from then on
+        # every node appended (derivative rules) gets its shape from its rule.
+        self.shapes: list[tuple] | None = None
+        self.variable_shapes: dict[str, tuple] = {}
 
     def __repr__(self) -> str:
         return f"Tape({len(self.nodes)} nodes, outputs {self.outputs})"
@@ -49,9 +54,22 @@ class Tape:
     def _intern(self, key: tuple, node: Node) -> int:
         index = self._index.get(key)
         if index is None:
+            if self.shapes is not None:
+                self.shapes.append(self.node_shape(node))
             index = self._index[key] = len(self.nodes)
             self.nodes.append(node)
         return index
+
+    def node_shape(self, node: Node) -> tuple:
+        """A node's static shape from its arguments' (raises errors.ShapeError)."""
+        if node.op == CONST:
+            return ()
+        if node.op == VAR:
+            return tuple(self.variable_shapes.get(node.name, ()))
+        return node_shape(node.op, [self.shapes[a] for a in node.args], node.params)
+
+    def set_shapes(self, variable_shapes: dict[str, tuple], shapes: list[tuple]) -> None:
+        self.variable_shapes, self.shapes = dict(variable_shapes), list(shapes)
 
     def var(self, name: str, span=None) -> int:
         index = self.variable_nodes.get(name)
@@ -81,6 +99,8 @@ class Tape:
         tape.variable_nodes, tape.names = dict(self.variable_nodes), dict(self.names)
         tape.outputs, tape.output_nodes = list(self.outputs), list(self.output_nodes)
         tape.output_spans, tape._index = list(self.output_spans), dict(self._index)
+        if self.shapes is not None:
+            tape.set_shapes(self.variable_shapes, self.shapes)
         return tape
 
     def output_node(self, name: str) -> int:
@@ -163,7 +183,23 @@ class NodeOps:
     def const(self, value: float) -> int:
         return self.tape.const(value)
 
+    def shape(self, index: int) -> tuple:
+        """A node's static shape (the tape's shapes; () before any shape pass)."""
+        return self.tape.shapes[index] if self.tape.shapes is not None else ()
+
     def __getattr__(self, op: str):
         if op not in PRIMITIVES:
             raise AttributeError(op)
-        return lambda *args: self.tape.apply(op, args, self.span)
+        arity = PRIMITIVES[op].arity
+        # called as the numeric ops are, m.op(*args, *params): split by the arity
+        return lambda *a: self.apply(op, *split_params(arity, a))
+
+    def apply(self, op: str, args: tuple, params: tuple = ()) -> int:
+        return self.tape.apply(op, tuple(args), self.span, params)
+
+
+def split_params(arity: int, given: tuple) -> tuple[tuple, tuple]:
+    """(arguments, params) of an ops-namespace call m.op(*args, *params)."""
+    if arity < 0:
+        return tuple(given), ()
+    return tuple(given[:arity]), tuple(given[arity:])

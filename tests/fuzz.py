@@ -18,7 +18,11 @@ import time
 import warnings
 
 import jacli
-from jacli.prims import FUNCTIONS, VARIADIC
+from jacli.prims import FUNCTIONS, PRIMITIVES, VARIADIC
+
+# scalar programs: the elementwise functions (array functions need array values)
+SCALAR_FUNCTIONS = {name: arity for name, arity in FUNCTIONS.items()
+                    if PRIMITIVES[name].shape is None}
 
 NUMBERS = ["2", "2.", ".5", "2.5", "1e-3", "6.02E23", "15e-1", "0.2e1", "0", "1e309", "1e-400"]
 NAMES = ["x", "y", "z", "a1", "t_2"]
@@ -38,8 +42,8 @@ def expression(rng: random.Random, names: list[str], size: int) -> str:
         elif kind < 0.65:
             merged = f"({left}){rng.choice(BINARY)}{rng.choice(['', '-', '+'])}{right}"
         else:
-            name = rng.choice(sorted(FUNCTIONS))
-            arity = FUNCTIONS[name]
+            name = rng.choice(sorted(SCALAR_FUNCTIONS))
+            arity = SCALAR_FUNCTIONS[name]
             args = [left, right] if arity in (2, VARIADIC) else [f"{left} - {right}"]
             if arity == VARIADIC and rng.random() < 0.3:
                 args.append(rng.choice(names + NUMBERS))

@@ -341,100 +341,35 @@ def test_corpus_points_read_with_the_shapes_of_expected():
             assert list(points.columns[name].shape[1:]) == case["expected"][0]["shapes"][name]
 
 
-# --- output formats over components, through the CLI with a stand-in array engine -------
+# --- output formats over components, through the CLI and the array engine ---------------
 #
-# The array engine is another helper's work; these tests give the CLI a stand-in for its
-# API (arrays.md: values batched (B, *shape) with batch=True, results flat over components
-# plus the outputs' shapes) that computes, by hand-derived formulas, y = W @ x and
-# s = sum(x) for the program text "y = x*W; s = x" (which today's parser reads), and
-# f = sum(x^2) for "f = x". Everything below checks the layout the CLI writes.
-
-from types import SimpleNamespace
+# The CLI gives the API every value batched (B, *shape) with batch=True and prints results
+# flat over components plus the outputs' shapes (arrays.md). The fixture below records what
+# the CLI passes (which method, the values' shapes) and lets the real engine answer; the
+# expected numbers are hand-derived for y = W @ x, s = sum(x) and f = sum(x^2).
 
 import jacli.api
 import jacli.cli
 
-LINEAR = "y = x*W; s = x"      # stands for y = W @ x; s = sum(x)
-SQUARES = "f = x"              # stands for f = sum(x^2)
-
-
-def _stand_in(source, values, kind, wrt=None, seed=None):
-    """value (B, m), jacobian (B, m, n), hessian (B, n, n), jvp/vjp, flat over components."""
-    if source == LINEAR:
-        x, W = values["x"], values["W"]             # (B, 3), (B, 2, 3)
-        B = len(x)
-        y = np.einsum("bij,bj->bi", W, x)
-        value = np.concatenate([y, x.sum(axis=1, keepdims=True)], axis=1)
-        dy_dx, dy_dW = W, np.einsum("ij,bk->bijk", np.eye(2), x).reshape(B, 2, 6)
-        blocks = {"x": np.concatenate([dy_dx, np.ones((B, 1, 3))], axis=1),
-                  "W": np.concatenate([dy_dW, np.zeros((B, 1, 6))], axis=1)}
-        shapes = {"y": (2,), "s": ()}
-    else:
-        x = values["x"]
-        B = len(x)
-        value = (x ** 2).sum(axis=1, keepdims=True)
-        blocks = {"x": 2 * x[:, None, :]}
-        shapes = {"f": ()}
-    wrt = wrt or list(blocks)
-    jacobian = np.concatenate([blocks[name] for name in wrt], axis=2)
-    result = SimpleNamespace(value=value, jacobian=None, hessian=None, jvp=None, vjp=None,
-                             warnings=[], shapes=shapes)
-    if kind in ("jacobian", "hessian"):
-        result.jacobian = jacobian
-    if kind == "hessian":
-        result.hessian = np.broadcast_to(2 * np.eye(x.shape[1]), (B, 3, 3))
-    if kind == "jvp":
-        tangent = np.concatenate([seed.get(n, np.zeros((B,) + values[n].shape[1:])).reshape(B, -1)
-                                  for n in blocks], axis=1)
-        result.jvp = np.einsum("bmn,bn->bm", np.concatenate(list(blocks.values()), axis=2),
-                               tangent)
-    if kind == "vjp":
-        cotangent = np.concatenate([np.reshape(seed.get(o, np.zeros((B,) + shapes[o])), (B, -1))
-                                    for o in shapes], axis=1)
-        result.vjp = np.einsum("bm,bmn->bn", cotangent, jacobian)
-    return result
-
-
-def _select(result, outputs):
-    """The rows of the named outputs only, as the API gives them."""
-    if outputs is None:
-        return result
-    rows, start = [], 0
-    for name, shape in result.shapes.items():
-        k = int(np.prod(shape))
-        if name in outputs:
-            rows += range(start, start + k)
-        start += k
-    result.value = result.value[:, rows]
-    for key in ("jacobian", "jvp"):
-        if getattr(result, key) is not None:
-            setattr(result, key, getattr(result, key)[:, rows])
-    result.shapes = {name: shape for name, shape in result.shapes.items() if name in outputs}
-    return result
+LINEAR = "y = W @ x; s = sum(x)"
+SQUARES = "f = sum(x^2)"
 
 
 @pytest.fixture
 def stand_in_engine(monkeypatch):
+    """A spy on the API: each call's method and values' shapes, then the real method."""
     calls = []
 
-    def method(kind):
-        def call(self, values, *args, batch=False, **kwargs):
+    def method(kind, original):
+        def call(self, values, *args, batch=None, **kwargs):
             assert batch is True
             calls.append((kind, {n: np.shape(v) for n, v in values.items()}))
-            wrt = kwargs.get("wrt") or (args[0] if args and kind in ("jacobian", "hessian", "vjp")
-                                        and not isinstance(args[0], dict) else None)
-            seed = args[0] if kind in ("jvp", "vjp") else None
-            if kind == "vjp":
-                wrt = args[1] if len(args) > 1 else None
-            position = {"eval": 0, "jacobian": 1, "hessian": 1, "jvp": 1, "vjp": 2}[kind]
-            outputs = args[position] if len(args) > position else None
-            result = _stand_in(self.source, values, kind, wrt, seed)
-            return _select(result, [outputs] if isinstance(outputs, str) else outputs)
+            return original(self, values, *args, batch=batch, **kwargs)
         return call
 
-    for kind in ("eval", "jacobian", "hessian", "jvp", "vjp"):
-        monkeypatch.setattr(jacli.api.Program, kind, method(kind), raising=True)
-    monkeypatch.setattr(jacli.cli, "array_api_available", lambda: True)
+    for kind in ("eval", "jacobian", "grad", "hessian", "jvp", "vjp"):
+        monkeypatch.setattr(jacli.api.Program, kind,
+                            method(kind, getattr(jacli.api.Program, kind)), raising=True)
     return calls
 
 
@@ -472,12 +407,13 @@ def test_csv_has_a_column_per_component(stand_in_engine):
     code, out, err = invoke_jacli("jac", LINEAR, *AT, "--wrt", "x,W", "--format", "csv")
     header, row = out.splitlines()
     columns = header.split(",")
-    assert columns[:9] == INPUTS and columns[9:12] == ["y[0]", "y[1]", "s"]
+    # the values shown: the program's variables in order of appearance (W, then x)
+    assert columns[:9] == INPUTS[3:] + INPUTS[:3] and columns[9:12] == ["y[0]", "y[1]", "s"]
     assert columns[12:15] == ["dy[0]/dx[0]", "dy[0]/dx[1]", "dy[0]/dx[2]"]
     assert columns[15] == "dy[0]/dW[0][0]" and columns[-1] == "ds/dW[1][2]"
     assert len(columns) == 9 + 3 + 27
     numbers = [float(v) for v in row.split(",")]
-    assert numbers[:9] == [1, 0, -1, 1, 2, 3, 4, 5, 6]
+    assert numbers[:9] == [1, 2, 3, 4, 5, 6, 1, 0, -1]
     assert numbers[12:] == [v for r in JAC_ROWS for v in r]
 
 
@@ -573,21 +509,6 @@ def test_npy_points_take_their_shapes_from_the_shape_option(stand_in_engine, tmp
     code, out, err = invoke_jacli("grad", SQUARES, "--points", str(path), "--shape", "x=3")
     assert (code, err) == (0, "")
     assert out.splitlines() == ["2.0 4.0 6.0", "0.0 0.0 2.0"]
-
-
-# --- without the array engine --------------------------------------------------------------
-
-@pytest.mark.parametrize("args, origin", [
-    (["eval", "x", "--at", "x=[1,2]"], "--at"),
-    (["tape", "x", "--at", "x=[1,2]"], "--at"),
-    (["diff", "x^2", "--shape", "x=3"], "--shape"),
-])
-def test_arrays_without_the_array_engine_are_one_clear_error(monkeypatch, args, origin):
-    monkeypatch.setattr(jacli.cli, "array_api_available", lambda: False)
-    code, out, err = invoke_jacli(*args)
-    assert (code, out) == (2, "")
-    assert err == (f"jacli: error: {origin}: array values need jacli's array engine, which "
-                   "this version lacks: give every variable a number\n")
 
 
 def test_shape_option_must_name_a_variable_and_agree_with_at():
@@ -731,9 +652,7 @@ def _array_cases() -> list:
 def test_arrays_corpus_case(case, tmp_path):
     """As the corpus README says: `jacli <command> -f PROGRAM --wrt ... --points
     POINTS.jsonl --format json`, every expected key within 1e-8 * max(1, |ref|), and
-    `shapes` equal. Runs once the API takes arrays (the array engine is merged)."""
-    if not jacli.cli.array_api_available():
-        pytest.skip("the API takes no arrays yet (batch=True)")
+    `shapes` equal."""
     from corpus import compare, write_inputs
 
     program, points = write_inputs(case, tmp_path)
@@ -771,8 +690,12 @@ def test_points_must_agree_with_the_shape_option(tmp_path):
 def test_grad_of_an_array_output_names_its_shape(stand_in_engine):
     code, out, err = invoke_jacli("grad", LINEAR, *AT, "--out", "y")
     assert (code, out) == (2, "")
-    assert err == ("jacli: error: --out: grad needs one output with one element, and 'y' has "
-                   "shape (2,)\n  hint: take sum(...) of it, or use jac\n")
+    assert err == ("jacli: error: program:1:1: grad needs an output with one element, but "
+                   "'y' has shape (2,)\n  y = W @ x; s = sum(x)\n  ^^^^^^^^^\n  hint: take "
+                   "sum(...) of it for a scalar, or use jac for the Jacobian of all its 2 "
+                   "components\n")
+    code, out, err = invoke_jacli("hess", LINEAR, *AT, "--out", "y", "--wrt", "x")
+    assert code == 2 and "hess needs an output with one element" in err
     code, out, err = invoke_jacli("grad", LINEAR, *AT, "--out", "s", "--wrt", "x")
     assert (code, out) == (0, "1.0 1.0 1.0\n")
 

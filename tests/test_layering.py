@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "jacli"
-CORE = ["engine.py", "prims.py", "tape.py", "parse.py", "api.py", "output.py"]
+CORE = ["engine.py", "sweeps.py", "prims.py", "array_prims.py", "tape.py", "parse.py", "api.py",
+        "output.py"]
 UI_LIBRARIES = {"typer", "rich", "click"}
 
 
