@@ -411,19 +411,11 @@ _DEPTH = {"LPAR": 1, "LSQB": 1, "RPAR": -1, "RSQB": -1}
 def tokens(source: str):
     """The tokens of `source`, with type, text, start_pos and end_pos. A line break inside
     ( ) or [ ] continues the statement: it is no token."""
-    if "\n" not in source:   # one line: no bracket depth to track
-        for match in _TOKEN_RE.finditer(source):
-            kind = match.lastgroup
-            if kind == "SKIP":
-                continue
-            if kind == "BAD":
-                raise _unexpected_character(source, match.start())
-            text = match.group()
-            if kind == "NAME" and text == "let":
-                kind = "LET"
-            yield _token(kind, text, match.start(), match.end())
-        return
-    depth = 0
+    stream = _raw_tokens(source)
+    return _join_bracketed_lines(stream) if "\n" in source else stream
+
+
+def _raw_tokens(source: str):
     for match in _TOKEN_RE.finditer(source):
         kind = match.lastgroup
         if kind == "SKIP":
@@ -431,14 +423,20 @@ def tokens(source: str):
         if kind == "BAD":
             raise _unexpected_character(source, match.start())
         text = match.group()
-        if kind == "NAME":
-            if text == "let":
-                kind = "LET"
-        elif kind in _DEPTH:
-            depth = max(0, depth + _DEPTH[kind])
-        elif depth and kind == "_SEP" and text == "\n":
-            continue
+        if kind == "NAME" and text == "let":
+            kind = "LET"
         yield _token(kind, text, match.start(), match.end())
+
+
+def _join_bracketed_lines(stream):
+    depth = 0
+    for token in stream:
+        kind = token.type
+        if kind in _DEPTH:
+            depth = max(0, depth + _DEPTH[kind])
+        elif depth and kind == "_SEP" and token == "\n":
+            continue
+        yield token
 
 
 # --- the LALR(1) tables and the shift-reduce loop ----------------------------------------

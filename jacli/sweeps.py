@@ -10,6 +10,7 @@ give; a variable's rows go straight into the Jacobian (`_Sink`).
 
 from __future__ import annotations
 
+import operator
 from functools import lru_cache
 
 import numpy as np
@@ -24,24 +25,17 @@ def _is_symbolic(p, c: float) -> bool:
     return type(p) is float and p == c
 
 
-def _times(adjoint, partial):
+def _times(adjoint, partial, multiply=NUMERIC.mul):
+    """adjoint * partial, with no product where the partial is a symbolic 1 or -1 or the
+    adjoint a symbolic 1.
+    NUMERIC.mul aligns arrays by static rank; with two rank-0 values pass operator.mul."""
     if _is_symbolic(partial, 1.0):
         return adjoint
     if _is_symbolic(partial, -1.0):
         return -adjoint
     if _is_symbolic(adjoint, 1.0):
         return partial
-    return NUMERIC.mul(adjoint, partial)   # aligned by static rank
-
-
-def _times_scalar(adjoint, partial):
-    if _is_symbolic(partial, 1.0):
-        return adjoint
-    if _is_symbolic(partial, -1.0):
-        return -adjoint
-    if _is_symbolic(adjoint, 1.0):
-        return partial
-    return adjoint * partial   # rank 0 both: nothing to align
+    return multiply(adjoint, partial)
 
 
 class Partials:
@@ -247,7 +241,7 @@ def reverse_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
                     if _is_symbolic(partial, 0.0):
                         continue
                     log.node, log.stage = index, CHAIN
-                    contribution = _times_scalar(adjoint, partial)
+                    contribution = _times(adjoint, partial, operator.mul)
                 else:
                     contribution = partials.cotangent(index, position, adjoint)
                     if contribution is None:
