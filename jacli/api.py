@@ -382,6 +382,30 @@ class Program:
         return self._run("hessian", point, self._one_output(output, "hess"), wrt, progress,
                          batch=batch)
 
+    def stream(self, points: str, command: str = "eval", *, at: Mapping | None = None,
+               wrt: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
+               shapes: Mapping | None = None, tangent: Mapping | None = None,
+               cotangent: Mapping | None = None, mode: str = "auto",
+               points_format: str | None = None, columns: Sequence[str] | None = None,
+               allow_unused: bool = False):
+        """`command` (eval, grad, jac, hess, jvp, vjp) at every row of the points file
+        `points` (CSV, TSV, JSON Lines, .npy, .npz; '-' is standard input), read and
+        evaluated chunk by chunk as `jacli COMMAND --points` does. `at` gives values every
+        row shares. Returns a `jacli.batch.Batch`: iterate it for one `Report` per chunk
+        (`.value` (B, m), `.jacobian` (B, m, n), `.hessian`, `.jvp`, `.vjp`, `.at`,
+        `.bad_rows` (row in the chunk -> why; its results are nan), `.first_row`); its
+        `.warnings` then holds the domain warnings met."""
+        from .batch import STREAMED, Batch
+
+        if command not in STREAMED:
+            raise JacliError(f"unknown command {command!r}: one of {', '.join(STREAMED)}")
+        return Batch(self, command, points, at=at, wrt=None if wrt is None else list(wrt),
+                     outputs=None if outputs is None else list(outputs), shapes=shapes,
+                     tangent=tangent, cotangent=cotangent, mode=mode,
+                     points_format=points_format,
+                     columns=None if columns is None else list(columns),
+                     allow_unused=allow_unused)
+
     @staticmethod
     def _check_names(given, known: list[str], what: str, origin: str) -> None:
         """Every name in `given` is among `known`, or a JacliError naming the first that is not."""

@@ -16,7 +16,7 @@ import signal
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Optional
 
 # Until main() runs, Ctrl-C (while NumPy and the rest load) ends quietly with 130.
 signal.signal(signal.SIGINT, lambda *_: os._exit(130))
@@ -35,12 +35,13 @@ try:
     from . import __version__
     from .api import CHUNK, Program
     from .check import DEFAULT_ATOL, DEFAULT_RTOL
-    from .errors import JacliError, shorten
+    from .batch import Batch, nothing_to_differentiate
+    from .errors import JacliError
     from .prims import CONSTANTS, FUNCTIONS
-    from .formats import TEXT_WRITERS, Report, Shapes, save_npy, save_npz
+    from .formats import TEXT_WRITERS, Report, save_npy, save_npz
     from .output import (StdoutClosed, WriteError, clean_up_on_signals, descriptor_named,
                          guard_standard_streams, target)
-    from .points import Points, PointsReader, parse_at
+    from .points import parse_at
 finally:
     if _collecting:
         gc.enable()
@@ -239,306 +240,33 @@ def _names(items: list[str] | None) -> list[str] | None:
     return [name for item in items for name in _split(item)]
 
 
-#: The commands whose result is a derivative (tape shows its entries without one).
-_DIFFERENTIATING = ("grad", "jac", "hess", "jvp", "vjp", "check", "diff")
-
-
-def _nothing_to_differentiate(program: Program, outputs: list[str]) -> None:
-    if not program.variables:
-        raise JacliError("nothing to differentiate: the program has no variables",
-                         origin="program", hint="jacli eval prints its value")
-    raise JacliError(f"nothing to differentiate: {', '.join(outputs)} "
-                     f"depend{'s' if len(outputs) == 1 else ''} on no variable",
-                     origin="--out", hint="name the inputs with --wrt "
-                     f"(the program's variables: {', '.join(program.variables)})")
-
-
-#: The numbers that one chunk's results may hold (8 MiB of them: 64 MB).
-RESULT_FLOATS = 1 << 23
-#: Rows of the first chunk of array points, whose results tell the outputs' sizes.
-FIRST_ROWS = 16
-
-
-class _Job:
-    """What a command was asked: the program, its selections and its points."""
+class _Job(Batch):
+    """What a command was asked: a Batch, from the command line's options."""
 
     def __init__(self, command: str, options: dict):
-        self.command, self.options = command, options
+        self.options = options
         if options["file"] == "-" and options.get("points") == "-":
             raise JacliError("-f - and --points - cannot both read standard input",
                              origin="command line")
-        self.source = _read_program(options["program"], options["file"])
-        #: The outputs' components (m), once a run of arrays has told them.
-        self.output_components: int | None = None
-        self.program = Program(self.source)
-        self.outputs = self.program.select_outputs(_names(options["out"]))
-        if command in ("grad", "hess") and len(self.outputs) != 1:
-            raise JacliError(f"{command} needs one scalar output, and there are "
-                             f"{len(self.outputs)} ({', '.join(self.outputs)}): choose one "
-                             "with --out, or use jac", origin="--out")
-        wrt = options.get("wrt")
-        wrt_names = _split(wrt)
-        if wrt is not None and not wrt_names:
-            raise JacliError("no variable named: give --wrt x,y,...", origin="--wrt")
-        self.inputs = self.program.select_inputs(wrt_names, self.outputs)
-        if not self.inputs and (command in _DIFFERENTIATING or options.get("explain")):
-            _nothing_to_differentiate(self.program, self.outputs)
-        self.at = parse_at(options.get("at") or [])
-        self.shapes = {}
+        program = Program(_read_program(options["program"], options["file"]))
+        at = parse_at(options.get("at") or [])
+        shapes = {}
         if options.get("shape"):
             from .components import parse_shapes
-            self.shapes = parse_shapes(options["shape"])
-        _check_shapes(self.shapes, self.at, self.program)
-        unused = self.program.unused(self.at)
-        for name in unused:
-            if name in CONSTANTS or name in FUNCTIONS:
-                kind = "constant" if name in CONSTANTS else "function"
-                raise JacliError(f"'{name}' is a {kind}, not a variable: it cannot be given a "
-                                 "value", origin="--at")
-        if unused and not options.get("allow_unused"):
-            known = shorten(", ".join(self.program.variables), 200) or "none"
-            raise JacliError(f"'{shorten(unused[0])}' is not used by the program "
-                             f"(its variables: {known})",
-                             origin="--at", hint="leave it out, or pass --allow-unused")
-        seed_option = {"jvp": "tangent", "vjp": "cotangent"}.get(command)
-        if seed_option:  # the tangent v of J.v, or the cotangent u of u^T.J
-            if not options[seed_option]:
-                raise JacliError(f"{command} needs --{seed_option}, e.g. --{seed_option} "
-                                 f"{(self.inputs if command == 'jvp' else self.outputs)[0]}=1",
-                                 origin=f"--{seed_option}")
-            self.seed = parse_at(options[seed_option], f"--{seed_option}")
-        path, self.reader = options.get("points"), None
-        if path:
-            fmt = options.get("points_format")
-            required = [v for v in self.program.needed_variables(self.outputs)
-                        if v not in self.at]
-            from .components import all_component_names
-
-            npy_columns = all_component_names(self.shapes, [v for v in self.inputs
-                                                            if v not in self.at])
-            self.reader = PointsReader(path, fmt.value if fmt else None, self.program.variables,
-                                       required, npy_columns, _split(options.get("columns")),
-                                       shared=list(self.at), shapes=self.shapes)
-
-    def chunks(self) -> Iterator[Points | None]:
-        """The points in chunks (None: the single point of --at), each small enough that
-        its results stay within RESULT_FLOATS numbers (a Hessian has n^2 per row)."""
-        if self.reader is None:
-            yield None
-            return
-        rows = self._rows(len(self.outputs), len(self.inputs))
-        for points in self.reader.chunks():
-            if not self.has_arrays(points.columns) and not self.given_arrays():
-                yield from points.split(rows)
-                continue
-            # m and n count components: n from the values' shapes; m from the outputs'
-            # shapes, which the first few rows' results tell.
-            while True:   # (an empty chunk too: a CSV header is written for it)
-                n = sum(int(np.prod(self._shape_of(name, points))) for name in self.inputs)
-                m = self.output_components
-                size = self._rows(m or len(self.outputs), n)
-                if m is None:
-                    size = min(size, FIRST_ROWS)
-                head, points = points.cut(size)
-                yield head
-                if not points.count:
-                    break
-
-    def _rows(self, m: int, n: int) -> int:
-        """Rows per chunk for m outputs and n inputs (components)."""
-        width = 1 + m + {"jac": m * n, "grad": n, "hess": n + n * n, "vjp": n,
-                         "jvp": m, "check": 8 * m * n}.get(self.command, 0)
-        return max(1, RESULT_FLOATS // width)
-
-    def _shape_of(self, name: str, points: Points) -> tuple[int, ...]:
-        if name in points.columns:
-            return points.columns[name].shape[1:]
-        if name in self.at:
-            return np.shape(self.at[name])
-        return tuple(self.shapes.get(name, ()))
-
-    def bindings(self, points: Points | None) -> tuple[dict[str, np.ndarray],
-                                                      np.ndarray | None, int]:
-        """The good rows' values of every variable, the good-row mask (None when every
-        row is good) and the row count."""
-        if points is None:
-            return {n: np.array([v]) for n, v in self.at.items()}, None, 1
-        columns = {n: c for n, c in points.columns.items() if n in self.program.variables}
-        mask, good = None, points.count
-        if points.bad_rows:
-            mask = points.good_mask()
-            columns = {n: c[mask] for n, c in columns.items()}
-            good = int(mask.sum())
-        columns.update({n: np.full(good, v) if np.ndim(v) == 0 else
-                        np.broadcast_to(v, (good,) + np.shape(v)) for n, v in self.at.items()})
-        return columns, mask, points.count
-
-    def has_arrays(self, values: dict) -> bool:
-        """Does this run hold an array (a value, a seed or a --shape), or does the program
-        use an array operation? If not, it runs exactly as v1 did."""
-        seeds = getattr(self, "seed", {})
-        return self.program.uses_arrays or any(np.ndim(v) > 1 for v in values.values()) \
-            or any(np.ndim(v) for v in seeds.values()) \
-            or any(shape for shape in self.shapes.values())
-
-    def _call_api(self, values: dict):
-        """The library call behind each command."""
-        program, options = self.program, self.options
-        if self.command == "eval":
-            return program.eval(values, self.outputs)
-        if self.command == "jac":
-            return program.jacobian(values, self.inputs, self.outputs,
-                                    mode=options["mode"].value)
-        if self.command == "hess":
-            return program.hessian(values, self.inputs, self.outputs[0])
-        if self.command == "jvp":
-            return program.jvp(values, self.seed, self.outputs)
-        if self.command == "vjp":
-            return program.vjp(values, self.seed, self.inputs, self.outputs)
-        return program.jacobian(values, self.inputs, self.outputs)  # grad
-
-    def at_table(self, values: dict, mask: np.ndarray | None,
-                 count: int) -> tuple[list[str], np.ndarray]:
-        """The variables shown with each of `count` rows, and their values (B, k), bad
-        rows nan."""
-        needed = self.program.needed_variables(self.outputs)
-        variables = [v for v in self.program.variables if v in values or v in needed]
-        good = count if mask is None else int(mask.sum())
-        if self.has_arrays(values):   # a column per component
-            from .components import all_component_names, flatten
-
-            shapes = self.variable_shapes(values)
-            at = flatten({v: values.get(v, np.full((good,) + shapes[v], np.nan))
-                          for v in variables}, variables, good)
-            variables = all_component_names(shapes, variables)
-            return variables, at if mask is None else _scatter(at, mask)
-        at = np.empty((good, len(variables)))
-        for j, name in enumerate(variables):
-            at[:, j] = values.get(name, np.nan)
-        return variables, at if mask is None else _scatter(at, mask)
-
-    def given_arrays(self) -> bool:
-        """Do --at, --tangent/--cotangent or --shape give an array?"""
-        return self.has_arrays({n: np.array([v]) for n, v in self.at.items()})
-
-    def variable_shapes(self, values: dict) -> dict[str, tuple[int, ...]]:
-        """The shape of every variable shown: from its values (B, *shape), else --shape."""
-        needed = self.program.needed_variables(self.outputs)
-        return {v: tuple(np.shape(values[v])[1:]) if v in values
-                else tuple(self.shapes.get(v, ())) for v in self.program.variables
-                if v in values or v in needed}
-
-    def reports(self) -> Iterator[tuple[Report, list]]:
-        """The results, chunk by chunk, with each chunk's domain warnings."""
-        for points in self.chunks():
-            yield self.run(points)
-
-    def run(self, points: Points | None) -> tuple[Report, list]:
-        values, mask, count = self.bindings(points)
-        if self.has_arrays(values):
-            return self.run_arrays(points, values, mask, count)
-        good = count if mask is None else int(mask.sum())
-        variables, at = self.at_table(values, mask, count)
-        m, n = len(self.outputs), len(self.inputs)
-        shapes = {"value": (m,), "jacobian": (m, n), "hessian": (n, n), "jvp": (m,), "vjp": (n,)}
-        arrays: dict[str, np.ndarray | None] = dict.fromkeys(shapes)
-        warnings, inputs = [], self.inputs
-        if good:  # (a program without variables gives one unbatched point: broadcast it)
-            result = self._call_api(values)
-            warnings, inputs = result.warnings, result.inputs
-            for key, shape in shapes.items():
-                if getattr(result, key) is not None:
-                    arrays[key] = np.broadcast_to(getattr(result, key), (good,) + shape)
-        for key in ("value",) + _ARRAYS_OF[self.command]:
-            if arrays[key] is None:   # no good rows at all
-                arrays[key] = np.empty((0,) + shapes[key])
-        if mask is not None:  # bad rows keep their place, as nan
-            arrays = {key: a if a is None else _scatter(a, mask) for key, a in arrays.items()}
-        bad = points.bad_rows if points else {}
-        return Report(self.command, inputs, self.outputs, variables, at, arrays["value"],
-                      arrays["jacobian"], bad, arrays["hessian"], arrays["jvp"],
-                      arrays["vjp"], points.first_row if points else 0), warnings
-
-    def run_arrays(self, points: Points | None, values: dict, mask, count: int):
-        """`run` for a program given arrays: the API takes every value batched
-        (B, *shape) and gives results flat over components, with the outputs' shapes."""
-        good = count if mask is None else int(mask.sum())
-        variables, at = self.at_table(values, mask, count)
-        shapes = self.variable_shapes(values)
-        result = _call_array_api(self, values, good)
-        output_shapes = {o: tuple(result.shapes[o]) for o in self.outputs}
-        report_shapes = Shapes.of(shapes, self.inputs, output_shapes)
-        _, inputs, outputs = report_shapes.names()
-        self.output_components = len(outputs)
-        m, n = len(outputs), len(inputs)
-        sizes = {"value": (m,), "jacobian": (m, n), "hessian": (n, n), "jvp": (m,),
-                 "vjp": (n,)}
-        arrays: dict[str, np.ndarray | None] = dict.fromkeys(sizes)
-        for key in ("value",) + _ARRAYS_OF[self.command]:
-            array = getattr(result, key)
-            arrays[key] = np.reshape(array, (good,) + sizes[key])
-            if mask is not None:   # bad rows keep their place, as nan
-                arrays[key] = _scatter(arrays[key], mask)
-        bad = points.bad_rows if points else {}
-        return Report(self.command, inputs, outputs, variables, at, arrays["value"],
-                      arrays["jacobian"], bad, arrays["hessian"], arrays["jvp"],
-                      arrays["vjp"], points.first_row if points else 0,
-                      report_shapes), result.warnings
-
-
-# --- the array path's API calls ------------------------------------------------------------
-#
-# Program.eval/jacobian/grad/hessian/jvp/vjp(values, ..., batch=True): every value
-# (B, *shape) with the points first (the CLI broadcasts shared --at values, without a
-# copy), seeds (--tangent/--cotangent) batched the same way; B may be 0. Result.value
-# (B, m), .jacobian (B, m, n), .hessian (B, n, n), .jvp (B, m), .vjp (B, n) flat over
-# components (outputs row-major, then the --wrt inputs row-major); Result.shapes gives
-# every variable's and output's shape.
-
-def _call_array_api(job: "_Job", values: dict, count: int):
-    """The API call behind each command, for `count` points of arrays."""
-    program, options, command = job.program, job.options, job.command
-    seed = {name: np.broadcast_to(v, (count,) + np.shape(v))
-            for name, v in getattr(job, "seed", {}).items()}
-    if command == "eval":
-        return program.eval(values, job.outputs, batch=True)
-    if command == "jac":
-        return program.jacobian(values, job.inputs, job.outputs, mode=options["mode"].value,
-                                batch=True)
-    if command == "hess":
-        return program.hessian(values, job.inputs, job.outputs[0], batch=True)
-    if command == "jvp":
-        return program.jvp(values, seed, job.outputs, batch=True)
-    if command == "vjp":
-        return program.vjp(values, seed, job.inputs, job.outputs, batch=True)
-    # grad: one output with one element (shapes.require_scalar_output says so, caret)
-    return program.grad(values, job.inputs, job.outputs[0], batch=True)
-
-
-def _check_shapes(shapes: dict, at: dict, program: Program) -> None:
-    """--shape names variables of the program, and agrees with the --at values."""
-    for name, shape in shapes.items():
-        if name not in program.variables:
-            raise JacliError(f"'{shorten(name)}' is not a variable of the program (its "
-                             f"variables: {shorten(', '.join(program.variables), 200) or 'none'})",
-                             origin="--shape")
-        if name in at and np.shape(at[name]) != shape:
-            from .components import shape_text
-            raise JacliError(f"--shape gives '{name}' the shape {shape_text(shape)}, and "
-                             f"--at a value of shape {shape_text(np.shape(at[name]))}",
-                             origin="--shape")
-
-
-#: The result arrays of each command besides `value`.
-_ARRAYS_OF = {"eval": (), "grad": ("jacobian",), "jac": ("jacobian",),
-              "hess": ("jacobian", "hessian"), "jvp": ("jvp",), "vjp": ("vjp",)}
-
-
-def _scatter(rows: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The good rows put back in place among all rows; bad rows are nan."""
-    full = np.full((len(mask),) + rows.shape[1:], np.nan)
-    full[mask] = rows
-    return full
+            shapes = parse_shapes(options["shape"])
+        seeds = {name: parse_at(options[name], f"--{name}")
+                 for name in ("tangent", "cotangent") if options.get(name)}
+        fmt, mode = options.get("points_format"), options.get("mode")
+        super().__init__(program, command, options.get("points"), at=at,
+                         wrt=_split(options.get("wrt")), outputs=_names(options["out"]),
+                         shapes=shapes, tangent=seeds.get("tangent"),
+                         cotangent=seeds.get("cotangent"),
+                         mode=mode.value if mode else "auto",
+                         points_format=fmt.value if fmt else None,
+                         columns=_split(options.get("columns")),
+                         allow_unused=options.get("allow_unused", False))
+        if not self.inputs and options.get("explain"):
+            nothing_to_differentiate(program, self.outputs)
 
 
 # --- writing -----------------------------------------------------------------------------
@@ -958,7 +686,6 @@ def _refuse_arrays(job: _Job, command: str) -> None:
 
 
 def _run_check(job: _Job, fmt: str, output: str | None) -> int:
-    from .check import check_jacobian
     from .check_view import check_renderable, verdict_line, write_check
 
     if output and Path(output).suffix.lower() in (".npy", ".npz"):
@@ -966,34 +693,29 @@ def _run_check(job: _Job, fmt: str, output: str | None) -> int:
     problems = _Problems(job.source)
     counts = [0, 0, 0]   # points checked, points failing, bad rows
     noted: list[list[str]] = []   # the first three failing points, for standard error
+    rtol, atol = job.options["rtol"], job.options["atol"]
 
-    def check(points: Points | None):
-        values, mask, count = job.bindings(points)
-        variables, at = job.at_table(values, mask, count)
-        result = check_jacobian(job.program, values, job.inputs, job.outputs,
-                                job.options["rtol"], job.options["atol"])
+    def note(result, bad) -> None:
         failing = result.failing_points()
         for point in failing[:3 - len(noted)]:
             noted.append([f"jacli: point {counts[0] + point + 1}: d{failure.output}/"
                           f"d{failure.input}: {failure.reason}"
                           for failure in result.failures(point)[:3]])
         problems.add(None, result.warnings)
-        bad = points.bad_rows if points else {}
         counts[:] = [counts[0] + result.count, counts[1] + len(failing), counts[2] + len(bad)]
-        return result, variables, at, bad
 
     if fmt == "table" and output is None:   # a few points shown of all: gathered
         from .render import _console
-        chunks = list(job.chunks())
-        result, variables, at, bad = check(None if chunks == [None] else Points.concat(chunks))
-        _console().print(check_renderable(result, at, variables, bad))
+        for result, variables, at, bad, _ in job.checks(rtol, atol, gather=True):
+            note(result, bad)
+            _console().print(check_renderable(result, at, variables, bad))
     else:   # chunk by chunk, as the other commands write: memory bounded by the chunk
         with target(output) as out:
-            for number, points in enumerate(job.chunks()):
-                result, variables, at, bad = check(points)
+            for number, (result, variables, at, bad, first_row) in enumerate(
+                    job.checks(rtol, atol)):
+                note(result, bad)
                 write_check(result, "plain" if fmt == "table" else fmt, out, variables, at,
-                            bad, first_row=points.first_row if points else 0,
-                            header=number == 0)
+                            bad, first_row=first_row, header=number == 0)
                 out.flush()
     status = problems.finish()
     if counts[1]:

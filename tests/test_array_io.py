@@ -350,6 +350,7 @@ def test_corpus_points_read_with_the_shapes_of_expected():
 
 import jacli.api
 import jacli.cli
+import jacli.batch
 
 LINEAR = "y = W @ x; s = sum(x)"
 SQUARES = "f = sum(x^2)"
@@ -576,7 +577,7 @@ def test_json_layout_matches_the_corpus_expected_objects():
 def test_array_chunks_are_sized_by_components(stand_in_engine, tmp_path, monkeypatch):
     # grad of f(x), x with 10 components: a row holds 1 + 1 + 10 numbers, so at most
     # 1000 numbers per chunk is 83 rows; the first chunk (16 rows) tells m.
-    monkeypatch.setattr(jacli.cli, "RESULT_FLOATS", 1000)
+    monkeypatch.setattr(jacli.batch, "RESULT_FLOATS", 1000)
     path = tmp_path / "p.jsonl"
     rows = [list(np.arange(10.0) + k) for k in range(200)]
     path.write_text("".join(json.dumps({"x": r}) + "\n" for r in rows))

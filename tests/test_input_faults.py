@@ -269,14 +269,14 @@ def test_a_header_that_never_ends_is_refused_without_waiting_for_its_end(args):
 
 def test_hess_chunks_of_points_shrink_with_the_square_of_the_inputs(tmp_path):
     # 200 inputs over 300 rows: one chunk would hold 300 x 200 x 200 Hessian numbers.
-    from jacli.cli import RESULT_FLOATS, _Job
+    import jacli
+    from jacli.batch import RESULT_FLOATS, Batch
 
     names = [f"x{i}" for i in range(200)]
     program = " + ".join(f"{a}*{b}" for a, b in zip(names, names[1:]))
     path = write(tmp_path / "p.csv", ",".join(names) + "\n"
                  + "".join(",".join(["1"] * 200) + "\n" for _ in range(300)))
-    job = _Job("hess", {"program": program, "file": None, "at": None, "points": path,
-                        "points_format": None, "wrt": None, "out": None, "allow_unused": False})
+    job = Batch(jacli.compile(program), "hess", str(path))
     chunks = list(job.chunks())
     counts = [points.count for points in chunks]
     assert sum(counts) == 300 and max(counts) * 200 * 200 <= RESULT_FLOATS

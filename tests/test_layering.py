@@ -12,7 +12,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "jacli"
 CORE = ["engine.py", "sweeps.py", "prims.py", "array_prims.py", "tape.py", "parse.py", "api.py",
-        "output.py"]
+        "output.py", "batch.py"]
 UI_LIBRARIES = {"typer", "rich", "click"}
 
 
@@ -143,3 +143,57 @@ def test_a_one_point_run_loads_no_parser_generator_no_rich_and_no_batch_readers(
                             cwd=PACKAGE.parent, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["4.0 1.0 -0.9899924966004454", "[]"]
+
+
+# --- the command line only parses options and prints -------------------------------------------
+
+#: What streaming points is made of: the readers and chunks of jacli.points, and the batch
+#: runner's steps (reading chunks, binding their rows, masking bad rows, scattering results).
+STREAMING_NAMES = {"Points", "PointsReader", "CHUNK_ROWS", "RESULT_FLOATS", "FIRST_ROWS"}
+STREAMING_CALLS = {"chunks", "bindings", "good_mask", "cut", "run", "run_arrays", "at_table",
+                   "scatter", "_scatter"}
+
+
+def streaming_logic(tree: ast.Module) -> list[str]:
+    """Names and calls of the streaming loop's parts in a module, with their lines."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in STREAMING_NAMES:
+            found.append(f"{node.lineno}: {node.id}")
+        elif isinstance(node, ast.alias) and node.name in STREAMING_NAMES:
+            found.append(f"import of {node.name}")
+        elif isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in STREAMING_CALLS:
+                found.append(f"{node.lineno}: {name}()")
+    return found
+
+
+def test_the_streaming_scanner_sees_a_chunk_loop():
+    tree = ast.parse("from .points import Points, parse_at\n"
+                     "for points in job.chunks():\n    values, mask, n = job.bindings(points)\n"
+                     "    rows = Points.concat([points])\n")
+    assert streaming_logic(tree) == ["import of Points", "2: chunks()", "3: bindings()",
+                                     "4: Points"]
+    assert streaming_logic(ast.parse("names = text.split(',')\nfor r in job.reports(): "
+                                     "write(r)\n")) == []
+
+
+def test_the_command_line_holds_no_streaming_logic():
+    assert streaming_logic(_tree(PACKAGE / "cli.py")) == []
+
+
+def test_the_batch_runner_loads_neither_typer_nor_rich():
+    code = ("import sys, tempfile, os, jacli\n"
+            "path = os.path.join(tempfile.mkdtemp(), 'p.csv')\n"
+            "open(path, 'w').write('x,y\\n1,2\\n3,oops\\n')\n"
+            "chunks = list(jacli.compile('x*y').stream(path, 'grad'))\n"
+            "print(chunks[0].jacobian[0].tolist(), chunks[0].bad_rows)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'rich', "
+            "'click')))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=PACKAGE.parent, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1] == "[]"
+    assert result.stdout.splitlines()[0].startswith("[[2.0, 1.0]] {1: ")
