@@ -133,6 +133,7 @@ EXAMPLES = {
             "--cotangent r=1,theta=0"],
     "check": ["jacli check 'x^2*y + sin(z)' --at x=1,y=2,z=3",
               "jacli check 'relu(x)' --at x=0     # exits 1: a kink",
+              "jacli check --fast 'sum(tanh(W @ x))' --at 'W=[[1,2],[3,4]],x=[0.5,-1]'",
               "jacli check -f samples/rosenbrock.jac --wrt x,y --at a=1,b=100 "
               "--points samples/points.csv --format json"],
     "diff": ["jacli diff 'x^2*sin(x)'",
@@ -142,6 +143,9 @@ EXAMPLES = {
     "graph": ["jacli graph 'x^2*y + sin(z)' | dot -Tsvg > graph.svg",
               "jacli graph -f samples/softmax.jac --format mermaid",
               "jacli graph 'x*y + sin(x)' --at x=1,y=2"],
+    "chain": ["jacli chain 'let a = x*y; f = sin(a) + x' --at x=1,y=2",
+              "jacli chain 'let h = tanh(W @ x); f = sum(h^2)' --wrt x "
+              "--at 'W=[[1,2],[3,4]],x=[0.1,0.2]' --format json"],
     "tape": ["jacli tape 'x^2*y + sin(z)' --at x=1,y=2,z=3",
              "jacli tape 'sin(x)*x' --at x=2 --format json | jq -c ."],
 }
@@ -240,7 +244,7 @@ def _names(items: list[str] | None) -> list[str] | None:
 
 
 #: The commands whose result is a derivative (tape shows its entries without one).
-_DIFFERENTIATING = ("grad", "jac", "hess", "jvp", "vjp", "check", "diff")
+_DIFFERENTIATING = ("grad", "jac", "hess", "jvp", "vjp", "check", "diff", "chain")
 
 
 def _nothing_to_differentiate(program: Program, outputs: list[str]) -> None:
@@ -668,6 +672,11 @@ ExplainOpt = Annotated[bool, typer.Option(
 RtolOpt = Annotated[float, typer.Option(
     "--rtol", help="Relative tolerance: an entry fails when |AD - FD| > atol + rtol*|FD|.")]
 AtolOpt = Annotated[float, typer.Option("--atol", help="Absolute tolerance.")]
+FastOpt = Annotated[bool, typer.Option(
+    "--fast", help="Check u^T.J.v along one random direction (one JVP and four "
+    "evaluations per point) instead of every entry: for large programs.")]
+SeedOpt = Annotated[int, typer.Option(
+    "--seed", help="With --fast: the seed of the random directions u and v.")]
 OrderOpt = Annotated[int, typer.Option(
     "--order", min=1, max=2, help="1: first derivatives; 2: second derivatives (Hessian "
     "entries d2<out>/d<x>d<y> for x before or equal to y in --wrt order).")]
@@ -709,6 +718,7 @@ COMMANDS = {
     "check": ("The AD Jacobian beside central finite differences; exit 1 over tolerance.",
               _COMMON + _BATCH + _SELECT + [("rtol", RtolOpt, DEFAULT_RTOL),
                                             ("atol", AtolOpt, DEFAULT_ATOL),
+                                            ("fast", FastOpt, False), ("seed", SeedOpt, 0),
                                             ("format", FormatOpt, Format.auto),
                                             ("output", CheckOutputOpt, None),
                                             ("allow_unused", AllowUnusedOpt, False)]),
@@ -717,6 +727,10 @@ COMMANDS = {
               ("shape", ShapeOnceOpt, None)] + _SELECT
              + [("order", OrderOpt, 1), ("format", DiffFormatOpt, DiffFormat.jacli),
                 ("output", TextOutputOpt, None)]),
+    "chain": ("Each statement's local Jacobian and their product, the program's Jacobian.",
+              _COMMON_ONCE + _SELECT + [("format", FormatOpt, Format.auto),
+                                        ("output", TextOutputOpt, None),
+                                        ("allow_unused", AllowUnusedOpt, False)]),
     "graph": ("The computational graph, for Graphviz (dot) or Mermaid; with --at, values.",
               _COMMON_ONCE + [("out", OutOpt, None),
                               ("format", GraphFormatOpt, GraphFormat.dot),
@@ -743,6 +757,9 @@ def _execute(command: str, options: dict) -> None:
                                options["output"])
         elif command == "graph":
             status = _run_graph(job, options["format"].value, options["output"])
+        elif command == "chain":
+            status = _run_chain(job, _resolve_format(options["format"], options["output"]),
+                                options["output"])
         else:
             status = _write_reports(job, _resolve_format(options["format"], options["output"]),
                                     options["output"])
@@ -970,8 +987,14 @@ def _run_check(job: _Job, fmt: str, output: str | None) -> int:
     def check(points: Points | None):
         values, mask, count = job.bindings(points)
         variables, at = job.at_table(values, mask, count)
-        result = check_jacobian(job.program, values, job.inputs, job.outputs,
-                                job.options["rtol"], job.options["atol"])
+        if job.options["fast"]:
+            from .fastcheck import check_fast
+            result = check_fast(job.program, values, job.inputs, job.outputs,
+                                job.options["rtol"], job.options["atol"],
+                                job.options["seed"]).result
+        else:
+            result = check_jacobian(job.program, values, job.inputs, job.outputs,
+                                    job.options["rtol"], job.options["atol"])
         failing = result.failing_points()
         for point in failing[:3 - len(noted)]:
             noted.append([f"jacli: point {counts[0] + point + 1}: d{failure.output}/"
@@ -1039,6 +1062,25 @@ def _run_graph(job: _Job, fmt: str, output: str | None) -> int:
         f.write(text)
     problems = _Problems(job.source)
     problems.add(None, trace.warnings if trace else [])
+    return problems.finish()
+
+
+def _run_chain(job: _Job, fmt: str, output: str | None) -> int:
+    from .chain_view import chain_renderable, write_chain
+
+    if output and Path(output).suffix.lower() in (".npy", ".npz"):
+        raise JacliError("the chain is text: write it to .txt or .jsonl", origin="-o")
+    if fmt == "csv":
+        raise JacliError("chain writes table, plain or json", origin="--format")
+    result = job.program.chain(job.at, job.inputs, job.outputs)
+    if fmt == "table" and output is None:
+        from .render import _console
+        _console().print(chain_renderable(result))
+    else:
+        with target(output) as f:
+            write_chain(result, "plain" if fmt == "table" else fmt, f)
+    problems = _Problems(job.source)
+    problems.add(None, result.warnings)
     return problems.finish()
 
 
