@@ -89,8 +89,14 @@ def check_fast(program, point: Mapping, wrt: Sequence[str] | None = None,
                         fd.reshape(column), abs_error.reshape(column),
                         rel_error.reshape(column), ok.reshape(column), h[:, None],
                         code.reshape(column), nothing, nothing, rtol, atol,
-                        list(result.warnings))
+                        list(result.warnings), _variable_shapes(program, shapes))
     return FastCheck(check, v, u, result.input_components, result.output_components)
+
+
+def _variable_shapes(program, shapes: dict) -> dict:
+    """The variables' shapes, for the views' nested `at` (none for scalars)."""
+    variables = {name: shapes[name] for name in program.variables if name in shapes}
+    return variables if any(variables.values()) else {}
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
