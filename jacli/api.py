@@ -50,6 +50,7 @@ class Result(NamedTuple):
     hessian: np.ndarray | None = None    # (B, n, n)
     #: every variable's shape, then every output's (() for a scalar)
     shapes: Mapping[str, tuple] = {}
+    hvp: np.ndarray | None = None        # (B, n): H.v
 
     @property
     def input_components(self) -> list[str]:
@@ -250,9 +251,9 @@ class Program:
             point, output_nodes, batch)
         static = self._shape_pass(var_shapes)
         out_shapes = [static[node] if static is not None else () for node in output_nodes]
-        if (one_element or kind == "hessian") and static is not None:
+        if (one_element or kind in ("hessian", "hvp")) and static is not None:
             require_scalar_output(self.tape, static, outputs[0],
-                                  "hess" if kind == "hessian" else "grad")
+                                  {"hessian": "hess", "hvp": "hvp"}.get(kind, "grad"))
         in_shapes = [var_shapes.get(name, ()) for name in inputs]
         m = sum(int(np.prod(s, dtype=np.int64)) for s in out_shapes)
         n = sum(int(np.prod(s, dtype=np.int64)) for s in in_shapes)
@@ -260,10 +261,11 @@ class Program:
                   "jacobian": {"value": (m,), "jacobian": (m, n)},
                   "jvp": {"value": (m,), "jvp": (m,)},
                   "vjp": {"value": (m,), "vjp": (n,)},
-                  "hessian": {"value": (m,), "jacobian": (m, n), "hessian": (n, n)}}[kind]
+                  "hessian": {"value": (m,), "jacobian": (m, n), "hessian": (n, n)},
+                  "hvp": {"value": (m,), "jacobian": (m, n), "hvp": (n,)}}[kind]
         arrays = {key: np.empty((batch_size,) + shape) for key, shape in shapes.items()}
         tape, nodes = self.tape, output_nodes
-        if kind == "hessian":
+        if kind in ("hessian", "hvp"):
             tape, gradient_nodes, origins = gradient_tape(self.tape, output_nodes[0], inputs)
             nodes = output_nodes + gradient_nodes
         if kind == "jacobian" and mode == "auto":
@@ -292,7 +294,7 @@ class Program:
         # for the Hessian, so wide ones get fewer points (200 inputs: 104 per chunk).
         width = {"jacobian": m * n, "hessian": (n + 1) * n}.get(kind, m)
         chunk_points = max(1, min(CHUNK, CHUNK_FLOATS // max(1, width)))
-        if kind == "hessian":   # the gradient's nodes warn as the derivative they compute
+        if kind in ("hessian", "hvp"):   # the gradient's nodes warn as the derivative they compute
             log.origins = origins
         with paused_gc():
             for start in range(0, batch_size, chunk_points):
@@ -315,6 +317,11 @@ class Program:
                     arrays["value"][start:stop], arrays["vjp"][start:stop] = engine_vjp(
                         tape, chunk, size, nodes, [chunk_seed.get(o, 0.0) for o in outputs],
                         inputs, log)
+                elif kind == "hvp":   # forward over reverse: J.v of the gradient's nodes
+                    values, directional = engine_jvp(tape, chunk, size, nodes, chunk_seed, log)
+                    arrays["value"][start:stop] = values[:, :1]
+                    arrays["jacobian"][start:stop, 0] = values[:, 1:]
+                    arrays["hvp"][start:stop] = directional[:, 1:]
                 else:
                     sweep = evaluate(tape, chunk, size, nodes, inputs, log)
                     arrays["value"][start:stop] = sweep.outputs[:, :1]
@@ -331,7 +338,7 @@ class Program:
             all_shapes.setdefault(name, shape)
         return Result(inputs, outputs, at, arrays["value"], arrays.get("jacobian"),
                       log.warnings, jvp=arrays.get("jvp"), vjp=arrays.get("vjp"),
-                      hessian=arrays.get("hessian"), shapes=all_shapes)
+                      hessian=arrays.get("hessian"), shapes=all_shapes, hvp=arrays.get("hvp"))
 
     def _one_output(self, output: str | None, command: str) -> list[str] | None:
         if output is None and len(self.tape.outputs) != 1:
@@ -405,6 +412,24 @@ class Program:
                      points_format=points_format,
                      columns=None if columns is None else list(columns),
                      allow_unused=allow_unused)
+
+    def chain(self, point: Mapping, wrt: Sequence[str] | None = None,
+              outputs: Sequence[str] | None = None):
+        """The chain of local Jacobians at one point: each statement's Jacobian with
+        respect to what it uses directly, and accumulated with respect to the inputs
+        (jacli.chain.Chain; its `jacobian` is the program's)."""
+        from .chain import chain
+        return chain(self, point, wrt, outputs)
+
+    def hvp(self, point: Mapping, tangent: Mapping, wrt: Sequence[str] | None = None,
+            output: str | None = None, progress=None, batch=None) -> Result:
+        """Value, gradient and the Hessian-vector product H.v of one scalar output, by
+        forward over reverse (the gradient built as tape nodes, then one forward sweep
+        along v): H is never formed. `tangent` gives v per input (others 0)."""
+        outputs = self._one_output(output, "hvp")
+        inputs = self.select_inputs(wrt, outputs)
+        self._check_names(tangent, inputs, "an input", "--tangent")
+        return self._run("hvp", point, outputs, inputs, progress, seed=tangent, batch=batch)
 
     @staticmethod
     def _check_names(given, known: list[str], what: str, origin: str) -> None:

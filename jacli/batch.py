@@ -28,7 +28,7 @@ FIRST_ROWS = 16
 #: The commands a Batch streams (the command line's other commands only use its checks).
 STREAMED = ("eval", "grad", "jac", "hess", "jvp", "vjp")
 #: The commands whose result is a derivative (tape shows its entries without one).
-DIFFERENTIATING = ("grad", "jac", "hess", "jvp", "vjp", "check", "diff")
+DIFFERENTIATING = ("grad", "jac", "hess", "jvp", "vjp", "check", "diff", "chain")
 #: The result arrays of each command besides `value`.
 ARRAYS_OF = {"eval": (), "grad": ("jacobian",), "jac": ("jacobian",),
              "hess": ("jacobian", "hessian"), "jvp": ("jvp",), "vjp": ("vjp",)}
@@ -280,10 +280,12 @@ class Batch:
                       arrays["vjp"], points.first_row if points else 0,
                       report_shapes), result.warnings
 
-    def checks(self, rtol: float, atol: float, gather: bool = False):
+    def checks(self, rtol: float, atol: float, gather: bool = False, fast: int | None = None):
         """`check`'s results, chunk by chunk (all chunks as one with `gather`): each
-        (CheckResult, variables, at table, bad rows, first row)."""
+        (CheckResult, variables, at table, bad rows, first row). With `fast` (a seed),
+        u^T J v along random directions (jacli.fastcheck) instead of every entry."""
         from .check import check_jacobian
+        from .fastcheck import check_fast
 
         chunks: Iterator = self.chunks()
         if gather:
@@ -292,8 +294,12 @@ class Batch:
         for points in chunks:
             values, mask, count = self.bindings(points)
             variables, at = self.at_table(values, mask, count)
-            result = check_jacobian(self.program, values, self.inputs, self.outputs,
-                                    rtol, atol)
+            if fast is None:
+                result = check_jacobian(self.program, values, self.inputs, self.outputs,
+                                        rtol, atol)
+            else:
+                result = check_fast(self.program, values, self.inputs, self.outputs, rtol,
+                                    atol, fast).result
             yield (result, variables, at, points.bad_rows if points else {},
                    points.first_row if points else 0)
 

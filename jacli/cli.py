@@ -134,6 +134,7 @@ EXAMPLES = {
             "--cotangent r=1,theta=0"],
     "check": ["jacli check 'x^2*y + sin(z)' --at x=1,y=2,z=3",
               "jacli check 'relu(x)' --at x=0     # exits 1: a kink",
+              "jacli check --fast 'sum(tanh(W @ x))' --at 'W=[[1,2],[3,4]],x=[0.5,-1]'",
               "jacli check -f samples/rosenbrock.jac --wrt x,y --at a=1,b=100 "
               "--points samples/points.csv --format json"],
     "diff": ["jacli diff 'x^2*sin(x)'",
@@ -143,6 +144,9 @@ EXAMPLES = {
     "graph": ["jacli graph 'x^2*y + sin(z)' | dot -Tsvg > graph.svg",
               "jacli graph -f samples/softmax.jac --format mermaid",
               "jacli graph 'x*y + sin(x)' --at x=1,y=2"],
+    "chain": ["jacli chain 'let a = x*y; f = sin(a) + x' --at x=1,y=2",
+              "jacli chain 'let h = tanh(W @ x); f = sum(h^2)' --wrt x "
+              "--at 'W=[[1,2],[3,4]],x=[0.1,0.2]' --format json"],
     "tape": ["jacli tape 'x^2*y + sin(z)' --at x=1,y=2,z=3",
              "jacli tape 'sin(x)*x' --at x=2 --format json | jq -c ."],
 }
@@ -396,6 +400,11 @@ ExplainOpt = Annotated[bool, typer.Option(
 RtolOpt = Annotated[float, typer.Option(
     "--rtol", help="Relative tolerance: an entry fails when |AD - FD| > atol + rtol*|FD|.")]
 AtolOpt = Annotated[float, typer.Option("--atol", help="Absolute tolerance.")]
+FastOpt = Annotated[bool, typer.Option(
+    "--fast", help="Check u^T.J.v along one random direction (one JVP and four "
+    "evaluations per point) instead of every entry: for large programs.")]
+SeedOpt = Annotated[int, typer.Option(
+    "--seed", help="With --fast: the seed of the random directions u and v.")]
 OrderOpt = Annotated[int, typer.Option(
     "--order", min=1, max=2, help="1: first derivatives; 2: second derivatives (Hessian "
     "entries d2<out>/d<x>d<y> for x before or equal to y in --wrt order).")]
@@ -437,6 +446,7 @@ COMMANDS = {
     "check": ("The AD Jacobian beside central finite differences; exit 1 over tolerance.",
               _COMMON + _BATCH + _SELECT + [("rtol", RtolOpt, DEFAULT_RTOL),
                                             ("atol", AtolOpt, DEFAULT_ATOL),
+                                            ("fast", FastOpt, False), ("seed", SeedOpt, 0),
                                             ("format", FormatOpt, Format.auto),
                                             ("output", CheckOutputOpt, None),
                                             ("allow_unused", AllowUnusedOpt, False)]),
@@ -445,6 +455,10 @@ COMMANDS = {
               ("shape", ShapeOnceOpt, None)] + _SELECT
              + [("order", OrderOpt, 1), ("format", DiffFormatOpt, DiffFormat.jacli),
                 ("output", TextOutputOpt, None)]),
+    "chain": ("Each statement's local Jacobian and their product, the program's Jacobian.",
+              _COMMON_ONCE + _SELECT + [("format", FormatOpt, Format.auto),
+                                        ("output", TextOutputOpt, None),
+                                        ("allow_unused", AllowUnusedOpt, False)]),
     "graph": ("The computational graph, for Graphviz (dot) or Mermaid; with --at, values.",
               _COMMON_ONCE + [("out", OutOpt, None),
                               ("format", GraphFormatOpt, GraphFormat.dot),
@@ -471,6 +485,9 @@ def _execute(command: str, options: dict) -> None:
                                options["output"])
         elif command == "graph":
             status = _run_graph(job, options["format"].value, options["output"])
+        elif command == "chain":
+            status = _run_chain(job, _resolve_format(options["format"], options["output"]),
+                                options["output"])
         else:
             status = _write_reports(job, _resolve_format(options["format"], options["output"]),
                                     options["output"])
@@ -694,6 +711,7 @@ def _run_check(job: _Job, fmt: str, output: str | None) -> int:
     counts = [0, 0, 0]   # points checked, points failing, bad rows
     noted: list[list[str]] = []   # the first three failing points, for standard error
     rtol, atol = job.options["rtol"], job.options["atol"]
+    fast = job.options["seed"] if job.options["fast"] else None
 
     def note(result, bad) -> None:
         failing = result.failing_points()
@@ -706,13 +724,13 @@ def _run_check(job: _Job, fmt: str, output: str | None) -> int:
 
     if fmt == "table" and output is None:   # a few points shown of all: gathered
         from .render import _console
-        for result, variables, at, bad, _ in job.checks(rtol, atol, gather=True):
+        for result, variables, at, bad, _ in job.checks(rtol, atol, gather=True, fast=fast):
             note(result, bad)
             _console().print(check_renderable(result, at, variables, bad))
     else:   # chunk by chunk, as the other commands write: memory bounded by the chunk
         with target(output) as out:
             for number, (result, variables, at, bad, first_row) in enumerate(
-                    job.checks(rtol, atol)):
+                    job.checks(rtol, atol, fast=fast)):
                 note(result, bad)
                 write_check(result, "plain" if fmt == "table" else fmt, out, variables, at,
                             bad, first_row=first_row, header=number == 0)
@@ -761,6 +779,25 @@ def _run_graph(job: _Job, fmt: str, output: str | None) -> int:
         f.write(text)
     problems = _Problems(job.source)
     problems.add(None, trace.warnings if trace else [])
+    return problems.finish()
+
+
+def _run_chain(job: _Job, fmt: str, output: str | None) -> int:
+    from .chain_view import chain_renderable, write_chain
+
+    if output and Path(output).suffix.lower() in (".npy", ".npz"):
+        raise JacliError("the chain is text: write it to .txt or .jsonl", origin="-o")
+    if fmt == "csv":
+        raise JacliError("chain writes table, plain or json", origin="--format")
+    result = job.program.chain(job.at, job.inputs, job.outputs)
+    if fmt == "table" and output is None:
+        from .render import _console
+        _console().print(chain_renderable(result))
+    else:
+        with target(output) as f:
+            write_chain(result, "plain" if fmt == "table" else fmt, f)
+    problems = _Problems(job.source)
+    problems.add(None, result.warnings)
     return problems.finish()
 
 
