@@ -26,12 +26,13 @@ RESULT_FLOATS = 1 << 23
 #: Rows of the first chunk of array points, whose results tell the outputs' sizes.
 FIRST_ROWS = 16
 #: The commands a Batch streams (the command line's other commands only use its checks).
-STREAMED = ("eval", "grad", "jac", "hess", "jvp", "vjp")
+STREAMED = ("eval", "grad", "jac", "hess", "jvp", "vjp", "hvp")
 #: The commands whose result is a derivative (tape shows its entries without one).
-DIFFERENTIATING = ("grad", "jac", "hess", "jvp", "vjp", "check", "diff", "chain")
+DIFFERENTIATING = ("grad", "jac", "hess", "jvp", "vjp", "hvp", "check", "diff", "chain")
 #: The result arrays of each command besides `value`.
 ARRAYS_OF = {"eval": (), "grad": ("jacobian",), "jac": ("jacobian",),
-             "hess": ("jacobian", "hessian"), "jvp": ("jvp",), "vjp": ("vjp",)}
+             "hess": ("jacobian", "hessian"), "jvp": ("jvp",), "vjp": ("vjp",),
+             "hvp": ("jacobian", "hvp")}
 
 
 class Batch:
@@ -56,7 +57,7 @@ class Batch:
         self.output_components: int | None = None
         self._warnings: dict = {}   # (a dict: each warning once, in order)
         self.outputs = program.select_outputs(outputs)
-        if command in ("grad", "hess") and len(self.outputs) != 1:
+        if command in ("grad", "hess", "hvp") and len(self.outputs) != 1:
             raise JacliError(f"{command} needs one scalar output, and there are "
                              f"{len(self.outputs)} ({', '.join(self.outputs)}): choose one "
                              "with --out, or use jac", origin="--out")
@@ -79,13 +80,13 @@ class Batch:
             raise JacliError(f"'{shorten(unused[0])}' is not used by the program "
                              f"(its variables: {known})",
                              origin="--at", hint="leave it out, or pass --allow-unused")
-        seed_option = {"jvp": "tangent", "vjp": "cotangent"}.get(command)
+        seed_option = {"jvp": "tangent", "hvp": "tangent", "vjp": "cotangent"}.get(command)
         self.seed = {}
         if seed_option:  # the tangent v of J.v, or the cotangent u of u^T.J
-            self.seed = tangent if command == "jvp" else cotangent
+            self.seed = cotangent if command == "vjp" else tangent
             if not self.seed:
                 raise JacliError(f"{command} needs --{seed_option}, e.g. --{seed_option} "
-                                 f"{(self.inputs if command == 'jvp' else self.outputs)[0]}=1",
+                                 f"{(self.outputs if command == 'vjp' else self.inputs)[0]}=1",
                                  origin=f"--{seed_option}")
         self.reader = None
         if points:
@@ -136,7 +137,7 @@ class Batch:
 
     def _rows(self, m: int, n: int) -> int:
         """Rows per chunk for m outputs and n inputs (components)."""
-        width = 1 + m + {"jac": m * n, "grad": n, "hess": n + n * n, "vjp": n,
+        width = 1 + m + {"jac": m * n, "grad": n, "hess": n + n * n, "vjp": n, "hvp": 2 * n,
                          "jvp": m, "check": 8 * m * n}.get(self.command, 0)
         return max(1, RESULT_FLOATS // width)
 
@@ -225,6 +226,8 @@ class Batch:
             return program.jvp(values, seed, outputs, batch=batch)
         if self.command == "vjp":
             return program.vjp(values, seed, inputs, outputs, batch=batch)
+        if self.command == "hvp":
+            return program.hvp(values, seed, inputs, outputs[0], batch=batch)
         # grad: one output with one element (shapes.require_scalar_output says so, caret)
         return program.grad(values, inputs, outputs[0], batch=batch)
 
@@ -235,7 +238,8 @@ class Batch:
         good = count if mask is None else int(mask.sum())
         variables, at = self.at_table(values, mask, count)
         m, n = len(self.outputs), len(self.inputs)
-        shapes = {"value": (m,), "jacobian": (m, n), "hessian": (n, n), "jvp": (m,), "vjp": (n,)}
+        shapes = {"value": (m,), "jacobian": (m, n), "hessian": (n, n), "jvp": (m,), "vjp": (n,),
+                  "hvp": (n,)}
         arrays: dict[str, np.ndarray | None] = dict.fromkeys(shapes)
         warnings, inputs = [], self.inputs
         if good:  # (a program without variables gives one unbatched point: broadcast it)
@@ -252,7 +256,8 @@ class Batch:
         bad = points.bad_rows if points else {}
         return Report(self.command, inputs, self.outputs, variables, at, arrays["value"],
                       arrays["jacobian"], bad, arrays["hessian"], arrays["jvp"],
-                      arrays["vjp"], points.first_row if points else 0), warnings
+                      arrays["vjp"], points.first_row if points else 0,
+                      hvp=arrays["hvp"]), warnings
 
     def run_arrays(self, points: Points | None, values: dict, mask, count: int):
         """`run` for a program given arrays: the API takes every value batched
@@ -267,7 +272,7 @@ class Batch:
         self.output_components = len(outputs)
         m, n = len(outputs), len(inputs)
         sizes = {"value": (m,), "jacobian": (m, n), "hessian": (n, n), "jvp": (m,),
-                 "vjp": (n,)}
+                 "vjp": (n,), "hvp": (n,)}
         arrays: dict[str, np.ndarray | None] = dict.fromkeys(sizes)
         for key in ("value",) + ARRAYS_OF[self.command]:
             array = getattr(result, key)
@@ -278,7 +283,7 @@ class Batch:
         return Report(self.command, inputs, outputs, variables, at, arrays["value"],
                       arrays["jacobian"], bad, arrays["hessian"], arrays["jvp"],
                       arrays["vjp"], points.first_row if points else 0,
-                      report_shapes), result.warnings
+                      report_shapes, arrays["hvp"]), result.warnings
 
     def checks(self, rtol: float, atol: float, gather: bool = False, fast: int | None = None):
         """`check`'s results, chunk by chunk (all chunks as one with `gather`): each

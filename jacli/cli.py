@@ -130,6 +130,9 @@ EXAMPLES = {
     "hess": ["jacli hess 'x^2*y + sin(z)' --at x=1,y=2,z=3",
              "jacli hess -f samples/rosenbrock.jac --wrt x,y --at x=1,y=1,a=1,b=100 --format json"],
     "jvp": ["jacli jvp 'r = sqrt(x^2+y^2); theta = atan2(y, x)' --at x=3,y=4 --tangent x=1,y=0"],
+    "hvp": ["jacli hvp 'x^2*y + sin(z)' --at x=1,y=2,z=3 --tangent x=1",
+            "jacli hvp 'sum(100*(x[1:] - x[:-1]^2)^2 + (1 - x[:-1])^2)' "
+            "--at 'x=[0.5,1,1.5,2]' --tangent 'x=[1,0,0,0]'"],
     "vjp": ["jacli vjp 'r = sqrt(x^2+y^2); theta = atan2(y, x)' --at x=3,y=4 "
             "--cotangent r=1,theta=0"],
     "check": ["jacli check 'x^2*y + sin(z)' --at x=1,y=2,z=3",
@@ -391,6 +394,9 @@ ModeOpt = Annotated[Mode, typer.Option(
 TangentOpt = Annotated[Optional[list[str]], typer.Option(
     "--tangent", metavar="NAME=VALUE,...", help="The tangent v of J.v, per variable "
     "(unnamed variables: 0).")]
+HvpTangentOpt = Annotated[Optional[list[str]], typer.Option(
+    "--tangent", metavar="NAME=VALUE,...", help="The vector v of H.v, per input "
+    "(unnamed inputs: 0).")]
 CotangentOpt = Annotated[Optional[list[str]], typer.Option(
     "--cotangent", metavar="NAME=VALUE,...", help="The cotangent u of u^T.J, per output "
     "(unnamed outputs: 0).")]
@@ -438,6 +444,8 @@ COMMANDS = {
             + _WRITE),
     "vjp": ("Reverse mode: the values and u^T.J for a cotangent u.",
             _COMMON + [("cotangent", CotangentOpt, None)] + _BATCH + _SELECT + _WRITE),
+    "hvp": ("Value, gradient and the Hessian-vector product H.v of one scalar output.",
+            _COMMON + [("tangent", HvpTangentOpt, None)] + _BATCH + _SELECT + _WRITE),
     "tape": ("Show the recorded tape; with --at, its values and the backward sweep.",
              _COMMON_ONCE + _SELECT + [("explain", ExplainOpt, False),
                                   ("format", FormatOpt, Format.auto),

@@ -48,7 +48,7 @@ class Report(NamedTuple):
     """The results of one command over B rows, ready to be written. Every name and
     number is a component's: an array x of shape (3,) gives the columns x[0], x[1], x[2];
     `shapes` says which components make which array (None: all scalars)."""
-    command: str                      # eval | grad | jac | hess | jvp | vjp
+    command: str                      # eval | grad | jac | hess | jvp | vjp | hvp
     inputs: list[str]                 # n input components
     outputs: list[str]                # m output components
     variables: list[str]              # the names of `at`'s columns (components)
@@ -61,13 +61,14 @@ class Report(NamedTuple):
     vjp: np.ndarray | None            # (B, n)
     first_row: int                    # rows are numbered from first_row + 1
     shapes: Shapes | None = None
+    hvp: np.ndarray | None = None     # (B, n): H.v
 
     @staticmethod
     def concat(reports: list["Report"]) -> "Report":
         """One report of all rows of consecutive chunks."""
         first = reports[0]
         arrays = {}
-        for key in ("at", "value", "jacobian", "hessian", "jvp", "vjp"):
+        for key in ("at", "value", "jacobian", "hessian", "jvp", "vjp", "hvp"):
             parts = [getattr(r, key) for r in reports]
             arrays[key] = None if parts[0] is None else np.concatenate(parts)
         bad = {r.first_row - first.first_row + row: message
@@ -75,7 +76,7 @@ class Report(NamedTuple):
         return Report(first.command, first.inputs, first.outputs, first.variables,
                       arrays["at"], arrays["value"], arrays["jacobian"], bad,
                       arrays["hessian"], arrays["jvp"], arrays["vjp"], first.first_row,
-                      first.shapes)
+                      first.shapes, arrays["hvp"])
 
     @property
     def count(self) -> int:
@@ -84,13 +85,13 @@ class Report(NamedTuple):
     def fields(self) -> list[tuple[str, np.ndarray]]:
         """(JSON key, point-major array) in output order; the last is the command's
         result, the one that plain output and .npy hold."""
-        scalar = self.command in ("grad", "hess")
+        scalar = self.command in ("grad", "hess", "hvp")
         fields = [("value", self.value[:, 0] if scalar else self.value)]
         if scalar:
             fields.append(("gradient", self.jacobian[:, 0, :]))
         if self.command == "jac":
             fields.append(("jacobian", self.jacobian))
-        for key in ("hessian", "jvp", "vjp"):
+        for key in ("hessian", "jvp", "vjp", "hvp"):
             if getattr(self, key) is not None:
                 fields.append((key, getattr(self, key)))
         return fields
@@ -209,7 +210,7 @@ def save_npz(report: Report, path) -> None:
 def blocks(report: Report) -> dict[str, np.ndarray]:
     """The results as arrays in the shapes JAX gives (points first): `value/y`
     (B, *y), `jacobian/y/x` (B, *y, *x), `gradient/x` (B, *x), `hessian/x/w`
-    (B, *x, *w), `jvp/y` (B, *y), `vjp/x` (B, *x)."""
+    (B, *x, *w), `jvp/y` (B, *y), `vjp/x` (B, *x), `hvp/x` (B, *x)."""
     from .components import size
 
     B, shapes = report.count, report.shapes
@@ -228,7 +229,7 @@ def blocks(report: Report) -> dict[str, np.ndarray]:
     for name, shape, block in split(report.value, outputs):
         result[f"value/{name}"] = block.reshape((B,) + shape)
     if report.jacobian is not None:
-        key = "gradient" if report.command in ("grad", "hess") else "jacobian"
+        key = "gradient" if report.command in ("grad", "hess", "hvp") else "jacobian"
         for out, out_shape, rows in split(report.jacobian, outputs):
             for name, shape, block in split(rows.transpose(0, 2, 1), inputs):
                 block = block.transpose(0, 2, 1).reshape((B,) + out_shape + shape)
@@ -242,9 +243,10 @@ def blocks(report: Report) -> dict[str, np.ndarray]:
     if report.jvp is not None:
         for name, shape, block in split(report.jvp, outputs):
             result[f"jvp/{name}"] = block.reshape((B,) + shape)
-    if report.vjp is not None:
-        for name, shape, block in split(report.vjp, inputs):
-            result[f"vjp/{name}"] = block.reshape((B,) + shape)
+    for key in ("vjp", "hvp"):
+        if getattr(report, key) is not None:
+            for name, shape, block in split(getattr(report, key), inputs):
+                result[f"{key}/{name}"] = block.reshape((B,) + shape)
     return result
 
 

@@ -278,7 +278,7 @@ def _one_point(report: Report, row: int) -> list:
 def report_renderable(report: Report, total: int | None = None):
     """The first points of `report` (the first chunk of `total` points) for people."""
     count = report.count if total is None else total
-    if report.command in ("eval", "jvp", "vjp") or (count > 1 and report.command == "grad"):
+    if report.command in ("eval", "jvp", "vjp", "hvp") or (count > 1 and report.command == "grad"):
         shown = list(range(min(report.count, SHOWN_POINTS)))
         parts = [_points_table(report, shown)]
         parts += [_bad_row(report, row) for row in shown if row in report.bad_rows]

@@ -202,3 +202,33 @@ def test_fast_check_catches_a_perturbed_partial(monkeypatch):
 def test_fast_check_passes_every_sample(args):
     status, out, err = invoke_jacli("check", "--fast", *args)
     assert status == 0, err + out
+
+
+def test_hvp_command_equals_hess_times_v_over_points(tmp_path):
+    args = ("-f", "samples/rosenbrock.jac", "--wrt", "x,y", "--at", "a=1,b=100",
+            "--points", "samples/points.csv")
+    status, out, err = invoke_jacli("hvp", *args, "--tangent", "x=1,y=-1", "--format", "json")
+    assert status == 0, err
+    got = [json.loads(line) for line in out.splitlines()]
+    status, out, err = invoke_jacli("hess", *args, "--format", "json")
+    assert status == 0, err
+    for row, reference in zip(got, map(json.loads, out.splitlines())):
+        assert row["gradient"] == reference["gradient"]
+        assert row["hvp"] == pytest.approx(np.array(reference["hessian"]) @ [1.0, -1.0],
+                                           rel=1e-14)
+    status, out, _ = invoke_jacli("hvp", *args, "--tangent", "x=1,y=-1", "--format", "csv")
+    assert out.splitlines()[0] == "x,y,a,b,f,df/dx,df/dy,hvp_x,hvp_y"
+    status, _, err = invoke_jacli("hvp", "x^2*y", "--at", "x=1,y=2")
+    assert status == 2 and "hvp needs --tangent" in err
+
+
+def test_hvp_of_arrays_writes_jax_shaped_blocks(tmp_path):
+    source = "sum(100*(x[1:] - x[:-1]^2)^2 + (1 - x[:-1])^2)"
+    path = tmp_path / "h.npz"
+    status, _, err = invoke_jacli("hvp", source, "--at", "x=[0.5,1,1.5,2]",
+                                  "--tangent", "x=[1,0,0,0]", "-o", str(path))
+    assert status == 0, err
+    with np.load(path) as saved:
+        # column 0 of the tridiagonal Hessian at x0 = 0.5, x1 = 1, by hand
+        assert saved["hvp/x"].shape == (1, 4)
+        assert saved["hvp/x"][0].tolist() == [1200 * 0.25 - 400 * 1 + 2, -400 * 0.5, 0.0, 0.0]
