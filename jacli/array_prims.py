@@ -13,6 +13,9 @@ map per argument; det, inv, solve, norm, logsumexp, softmax, prod and max/min bo
 modes from one formula. The transposes are primitives too, so a rule's output can be
 differentiated again (Hessians).
 
+Beside each rule, `explain` writes it as text for `tape --explain`: the linear map the
+primitive applies to the cotangent ḡ, one per argument (`Wᵀ @ ḡ`, `ḡ broadcast to [3]`).
+
 The static shape rules are not here: each primitive takes shapes.SHAPE_RULES[name], the
 rules the shape pass (shapes.infer_shapes) runs, with their caret messages.
 """
@@ -455,7 +458,8 @@ def _axis_keyword(w: Written, default=None) -> str:
     return "" if axis is None or axis == default or len(w.shapes[0]) < 2 else f", axis={axis}"
 
 
-def _summed_text(have: tuple, shape: tuple) -> str:
+def summed_text(have: tuple, shape: tuple) -> str:
+    """`, summed to [3]` where a cotangent of shape `have` is summed to `shape`."""
     return "" if tuple(have) == tuple(shape) else f", summed to {_dims(shape)}"
 
 
@@ -484,7 +488,7 @@ def _dot_text(position):
     def text(w: Written) -> str:
         other = w.args[1 - position]
         mine, theirs = w.shapes[position], w.shapes[1 - position]
-        return f"ḡ * {other}" + _summed_text(np.broadcast_shapes(mine, theirs), mine)
+        return f"ḡ * {other}" + summed_text(np.broadcast_shapes(mine, theirs), mine)
     return text
 
 
@@ -518,11 +522,11 @@ def _logsumexp_text(w: Written) -> str:
 
 def _solve_text(position):
     def text(w: Written) -> str:
-        (a, b), (sa, sb) = w.args, w.shapes
+        a, vector = w.args[0], len(w.shapes[1]) == 1
         cotangent = f"solve({a}ᵀ, ḡ)"
         if position == 1:
             return cotangent
-        if len(sb) == 1:
+        if vector:
             return f"-outer({cotangent}, {w.ans})"
         return f"-{cotangent} @ {w.ans}ᵀ"
     return text

@@ -11,7 +11,7 @@ from typing import TextIO
 import numpy as np
 
 from .api import Program, Trace
-from .array_prims import Written
+from .array_prims import Written, summed_text
 from .errors import shorten
 from .formats import json_number
 from .graph import shape_label
@@ -234,7 +234,7 @@ def _array_steps(rows: list[dict], trace: Trace) -> list[dict]:
                 if primitive.vjp is None:   # elementwise: ḡ * partial
                     partial = trace.partials[(index, position)]
                     send["partial"] = partial
-                    send["summed"] = _summed(   # unbroadcast: summed to the argument's shape
+                    send["summed"] = summed_text(   # unbroadcast: summed to the argument's shape
                         np.broadcast_shapes(np.shape(adjoint), np.shape(partial)),
                         by_entry[arg]["shape"])
                     send["rule"] = "ḡ * partial" + send["summed"]
@@ -249,10 +249,6 @@ def _array_steps(rows: list[dict], trace: Trace) -> list[dict]:
                     for j, name in enumerate(trace.input_components)}
         steps.append({"output": output, "gradient": gradient})
     return steps
-
-
-def _summed(have: tuple, shape: tuple) -> str:
-    return "" if tuple(have) == tuple(shape) else f", summed to [{','.join(map(str, shape))}]"
 
 
 def _rule_text(primitive, position: int, row: dict, by_entry: dict, nodes) -> str:
