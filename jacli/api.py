@@ -17,13 +17,13 @@ from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from .engine import DomainWarning, Partials, WarningLog, evaluate
+from .engine import DomainWarning, Partials, WarningLog, evaluate, recorded_sweep
 from .engine import jvp as engine_jvp
 from .engine import vjp as engine_vjp
 from .errors import JacliError, shorten
 from .parse import parse
 from .symbolic import gradient_tape
-from .prims import PRIMITIVES
+from .prims import PRIMITIVES, static_shape
 from .shapes import infer_shapes, require_scalar_output
 from .tape import CONST, VAR, Tape, paused_gc
 
@@ -92,16 +92,24 @@ class Result(NamedTuple):
 
 
 class Trace(NamedTuple):
-    """One point's pass through the tape, for showing how the Jacobian is built."""
+    """One point's pass through the tape, for showing how the Jacobian is built.
+
+    In a run of arrays (`shapes` not None) values, partials, adjoints and contributions
+    are arrays of their entries' shapes (a float for shape ()); in a scalar run numbers."""
     tape: Tape
     inputs: list[str]
     outputs: list[str]
     output_nodes: list[int]
     values: list[float | None]                        # per node
     partials: dict[tuple[int, int], float]            # (node, argument position) -> value
-    adjoints: list[list[float | None]]                # per output, per node
-    jacobian: np.ndarray                              # (m, n)
+    adjoints: list[list[float | None]]                # per output component, per node
+    jacobian: np.ndarray                              # (m, n) over components
     warnings: list[DomainWarning]
+    shapes: list[tuple] | None = None                 # per node; None in a scalar run
+    output_components: list[str] | None = None        # y[0], y[1], ... (m)
+    input_components: list[str] | None = None         # x[0], W[1][2], ... (n)
+    # per output component: (node, argument position) -> the contribution sent (arrays)
+    contributions: list[dict] | None = None
 
 
 def compile(source: str) -> "Program":  # noqa: A001 - the natural name, like re.compile
@@ -444,24 +452,58 @@ class Program:
 
     def trace(self, point: Mapping, wrt: Sequence[str] | None = None,
               outputs: Sequence[str] | None = None, batch=None) -> Trace:
-        """The tape at one point: every entry's value, local partials and adjoints."""
+        """The tape at one point: every entry's value, local partials and adjoints (per
+        output component), and in a run of arrays every contribution sent. `batch` as
+        for eval (False: array values at one point)."""
         outputs = self.select_outputs(outputs)
         inputs = self.select_inputs(wrt, outputs)
         output_nodes = self._output_nodes(outputs)
         env, batch, batched, _, shapes = self._bind(point, output_nodes, batch)
         if batched and batch != 1:
             raise JacliError("the tape is shown at one point at a time")
-        self._shape_pass(shapes)
+        static = self._shape_pass(shapes)
         env = {name: v[:1] for name, v in env.items()}
         log = WarningLog()
         sweep = evaluate(self.tape, env, 1, output_nodes, inputs, log, keep=True)
-        scalar = _first
         partials: Partials = sweep.partials
+        if static is None:   # every entry a number: as v1
+            scalar = _first
+            return Trace(self.tape, inputs, outputs, output_nodes,
+                         [scalar(v) for v in sweep.values],
+                         {key: scalar(v) for key, v in partials.cache.items()},
+                         [[scalar(a) for a in adjoints] for adjoints in sweep.adjoints],
+                         sweep.jacobian[0], log.warnings, None, list(outputs), list(inputs))
+        # a run of arrays: one sweep per output over all its components, every
+        # contribution kept (each adjoint is the sum of those it received)
+        nodes = self.tape.nodes
+        depends = self.tape.depends_on(inputs)
+        adjoints, contributions = [], []
+        for node in output_nodes:
+            size = int(np.prod(static[node], dtype=np.int64))
+            if not depends[node]:
+                adjoints += [[None] * len(nodes) for _ in range(size)]
+                contributions += [{} for _ in range(size)]
+                continue
+            swept, record = recorded_sweep(self.tape, partials, node, static[node], depends)
+            for k in range(size):
+                mine = [None if a is None else _row(a, k, static[i]) for i, a in enumerate(swept)]
+                sent = {key: _row(c, k, static[nodes[key[0]].args[key[1]]])
+                        for key, c in record.items()}
+                for key, p in partials.cache.items():   # a symbolic 0 sends nothing: 0
+                    entry, position = key
+                    if key not in sent and mine[entry] is not None and type(p) is float:
+                        sent[key] = _row(0.0, 0, static[nodes[entry].args[position]])
+                adjoints.append(mine)
+                contributions.append(sent)
         return Trace(self.tape, inputs, outputs, output_nodes,
-                     [scalar(v) for v in sweep.values],
-                     {key: scalar(v) for key, v in partials.cache.items()},
-                     [[scalar(a) for a in adjoints] for adjoints in sweep.adjoints],
-                     sweep.jacobian[0], log.warnings)
+                     [None if v is None else _row(v, 0, static[i])
+                      for i, v in enumerate(sweep.values)],
+                     {key: p if type(p) is float else _row(p, 0, static_shape(p))
+                      for key, p in partials.cache.items()},
+                     adjoints, sweep.jacobian[0], log.warnings, list(static),
+                     [c for o, n in zip(outputs, output_nodes) for c in components(o, static[n])],
+                     [c for name in inputs for c in components(name, tuple(shapes.get(name, ())))],
+                     contributions)
 
 
 def components(name: str, shape: tuple) -> list[str]:
@@ -478,6 +520,15 @@ def _floats(value, name: str) -> np.ndarray:
     except (ValueError, TypeError):
         raise JacliError(f"the value of '{shorten(name)}' is not an array of numbers "
                          "(a ragged list?)") from None
+
+
+def _row(value, k: int, shape: tuple):
+    """Row k of a value in the engine's layout (K, 1, *shape), as an array of `shape`
+    (a float for shape ())."""
+    value = np.asarray(value, dtype=float)
+    lead = value.shape[:1] if value.ndim > len(shape) + 1 else (1,)
+    row = np.array(np.broadcast_to(value, lead + (1,) + tuple(shape))[min(k, lead[0] - 1), 0])
+    return float(row) if row.ndim == 0 else row
 
 
 def _first(value) -> float | None:

@@ -13,11 +13,16 @@ map per argument; det, inv, solve, norm, logsumexp, softmax, prod and max/min bo
 modes from one formula. The transposes are primitives too, so a rule's output can be
 differentiated again (Hessians).
 
+Beside each rule, `explain` writes it as text for `tape --explain`: the linear map the
+primitive applies to the cotangent ḡ, one per argument (`Wᵀ @ ḡ`, `ḡ broadcast to [3]`).
+
 The static shape rules are not here: each primitive takes shapes.SHAPE_RULES[name], the
 rules the shape pass (shapes.infer_shapes) runs, with their caret messages.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -27,11 +32,25 @@ from .shapes import SHAPE_RULES
 ALL = slice(None)
 
 
-def defarray(name, arity, forward, vjp=None, jvp=None, *, internal=False, symbol=None):
+def defarray(name, arity, forward, vjp=None, jvp=None, *, internal=False, symbol=None,
+             explain=None):
     """Registers an array primitive; its static shape rule is shapes.SHAPE_RULES[name]
-    (the one definition, with the shape pass's caret messages)."""
+    (the one definition, with the shape pass's caret messages). `explain`: its vjp rules
+    as text, one per argument (see Written)."""
     PRIMITIVES[name] = Primitive(name, arity, forward, (), None, symbol, internal,
-                                 SHAPE_RULES[name], vjp, jvp)
+                                 SHAPE_RULES[name], vjp, jvp, explain)
+
+
+class Written(NamedTuple):
+    """What the text of a vjp rule (`tape --explain`) names: the arguments as the tape
+    view names them (a variable by its name, a constant by its number, any other entry
+    as v3), their static shapes, the entry's params, and the entry itself (name, shape).
+    The cotangent arriving at the entry is written ḡ."""
+    args: tuple[str, ...]
+    shapes: tuple[tuple, ...]
+    params: tuple
+    ans: str
+    shape: tuple
 
 
 def _lift(a):
@@ -406,6 +425,113 @@ def _softmax_map(m, g, ans, args, params):
     return m.mul(ans, m.sub(g, inner))
 
 
+# --- the rules as text (tape --explain): the linear map each applies to ḡ -------------
+
+def _dims(shape) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def _spec_text(spec) -> str:
+    """An index spec as the program writes it: `1`, `-1`, `1:3`, `::-1`, `0, :`."""
+    parts = []
+    for item in spec:
+        if isinstance(item, tuple):
+            start, stop, step = ("" if v is None else str(v) for v in item)
+            parts.append(f"{start}:{stop}" + (f":{step}" if step else ""))
+        else:
+            parts.append(str(item))
+    return ", ".join(parts)
+
+
+def _spread(w: Written) -> str:
+    """ḡ spread back over the elements a reduction reduced (the transpose of sum)."""
+    shape = tuple(w.shapes[0])
+    if shape == tuple(w.shape):
+        return "ḡ"
+    axis = w.params[0] if w.params else None
+    along = f" along axis {axis}" if axis is not None and len(shape) > 1 else ""
+    return f"ḡ broadcast{along} to {_dims(shape)}"
+
+
+def _axis_keyword(w: Written, default=None) -> str:
+    axis = w.params[0] if w.params else None
+    return "" if axis is None or axis == default or len(w.shapes[0]) < 2 else f", axis={axis}"
+
+
+def summed_text(have: tuple, shape: tuple) -> str:
+    """`, summed to [3]` where a cotangent of shape `have` is summed to `shape`."""
+    return "" if tuple(have) == tuple(shape) else f", summed to {_dims(shape)}"
+
+
+def _matmul_text(position):
+    def text(w: Written) -> str:
+        (a, b), (sa, sb) = w.args, w.shapes
+        if len(sa) == 1 and len(sb) == 1:   # the inner product: ḡ is a number
+            return f"ḡ * {b}" if position == 0 else f"ḡ * {a}"
+        if position == 0:
+            core = f"outer(ḡ, {b})" if len(sb) == 1 else f"ḡ @ {b}ᵀ"
+        else:
+            core = f"outer({a}, ḡ)" if len(sa) == 1 else f"{a}ᵀ @ ḡ"
+        # a stack of matrices broadcast against the other argument: summed over the
+        # batch axes it was broadcast along, as the rule does
+        a2 = tuple(sa) if len(sa) > 1 else (1,) + tuple(sa)
+        b2 = tuple(sb) if len(sb) > 1 else tuple(sb) + (1,)
+        out2 = SHAPE_RULES["matmul"]([a2, b2], ())
+        target = (a2, b2)[position]
+        have = out2[:-2] + target[-2:]
+        return core + ("" if have == target else
+                       f", summed to {_dims((sa, sb)[position])}")
+    return text
+
+
+def _dot_text(position):
+    def text(w: Written) -> str:
+        other = w.args[1 - position]
+        mine, theirs = w.shapes[position], w.shapes[1 - position]
+        return f"ḡ * {other}" + summed_text(np.broadcast_shapes(mine, theirs), mine)
+    return text
+
+
+def _on_diagonal(w: Written) -> str:
+    return f"ḡ on the diagonal of {_dims(w.shapes[0])} zeros"
+
+
+def _diag_text(w: Written) -> str:
+    return "the diagonal of ḡ" if len(w.shapes[0]) == 1 else _on_diagonal(w)
+
+
+def _transpose_text(w: Written) -> str:
+    rank_ = len(w.shapes[0])
+    return "ḡ" if rank_ < 2 else "ḡᵀ" if rank_ == 2 else "ḡ with its axes reversed"
+
+
+def _extremum_text(which):
+    def text(w: Written) -> str:
+        axis = w.params[0] if w.params else None
+        along = f" along axis {axis}" if axis is not None and len(w.shapes[0]) > 1 else ""
+        return f"ḡ to the {which} element{along} of {w.args[0]} (ties share it)"
+    return text
+
+
+def _logsumexp_text(w: Written) -> str:
+    axis = w.params[0] if w.params else None
+    if axis is None and len(w.shapes[0]) > 1:
+        return f"ḡ * the softmax of all the elements of {w.args[0]}"
+    return f"ḡ * softmax({w.args[0]}{_axis_keyword(w)})"
+
+
+def _solve_text(position):
+    def text(w: Written) -> str:
+        a, vector = w.args[0], len(w.shapes[1]) == 1
+        cotangent = f"solve({a}ᵀ, ḡ)"
+        if position == 1:
+            return cotangent
+        if vector:
+            return f"-outer({cotangent}, {w.ans})"
+        return f"-{cotangent} @ {w.ans}ᵀ"
+    return text
+
+
 class _StackRules:
     """The rules of a literal [a, b, ...], for any number of elements: element i's
     cotangent is g[i]; its tangent goes to row i of zeros."""
@@ -414,6 +540,8 @@ class _StackRules:
         self.mode = mode
 
     def __getitem__(self, i):
+        if self.mode == "explain":
+            return lambda w: f"ḡ[{i}]"
         if self.mode == "vjp":
             return lambda m, g, ans, args, params: m.index(g, (i,))
         return lambda m, t, ans, args, params: m.index_scatter(t, (i,), tuple(m.shape(ans)))
@@ -425,47 +553,59 @@ def _linear(f):
 
 
 defarray("stack", STACKED, _stack, symbol="[...]",
-         vjp=_StackRules("vjp"), jvp=_StackRules("jvp"))
+         vjp=_StackRules("vjp"), jvp=_StackRules("jvp"), explain=_StackRules("explain"))
 defarray("index", 1, _index, symbol="[i]",
          vjp=(lambda m, g, ans, args, params: m.index_scatter(g, params[0],
                                                               tuple(m.shape(args[0]))),),
-         jvp=(_linear(lambda m, t, spec: m.index(t, spec)),))
+         jvp=(_linear(lambda m, t, spec: m.index(t, spec)),),
+         explain=(lambda w: f"ḡ scattered into {_dims(w.shapes[0])} at "
+                            f"{_spec_text(w.params[0])}",))
 defarray("index_scatter", 1, _index_scatter, internal=True,
          vjp=(lambda m, g, ans, args, params: m.index(g, params[0]),),
-         jvp=(_linear(lambda m, t, spec, shape: m.index_scatter(t, spec, shape)),))
+         jvp=(_linear(lambda m, t, spec, shape: m.index_scatter(t, spec, shape)),),
+         explain=(lambda w: f"ḡ[{_spec_text(w.params[0])}]",))
 defarray("broadcast_to", 1, _broadcast_to, internal=True,
          vjp=(lambda m, g, ans, args, params: m.sum_to(g, tuple(m.shape(args[0]))),),
-         jvp=(_linear(lambda m, t, shape: m.broadcast_to(t, shape)),))
+         jvp=(_linear(lambda m, t, shape: m.broadcast_to(t, shape)),),
+         explain=(lambda w: f"ḡ summed to {_dims(w.shapes[0])}",))
 defarray("sum_to", 1, _sum_to, internal=True,
          vjp=(lambda m, g, ans, args, params: m.broadcast_to(g, tuple(m.shape(args[0]))),),
-         jvp=(_linear(lambda m, t, shape: m.sum_to(t, shape)),))
+         jvp=(_linear(lambda m, t, shape: m.sum_to(t, shape)),),
+         explain=(lambda w: f"ḡ broadcast to {_dims(w.shapes[0])}",))
 defarray("reshape", 1, _reshape, internal=True,
          vjp=(lambda m, g, ans, args, params: m.reshape(g, tuple(m.shape(args[0]))),),
-         jvp=(_linear(lambda m, t, shape: m.reshape(t, shape)),))
+         jvp=(_linear(lambda m, t, shape: m.reshape(t, shape)),),
+         explain=(lambda w: f"ḡ reshaped to {_dims(w.shapes[0])}",))
 defarray("swap", 1, _swap, internal=True,
          vjp=(lambda m, g, ans, args, params: m.swap(g),),
-         jvp=(_linear(lambda m, t: m.swap(t)),))
+         jvp=(_linear(lambda m, t: m.swap(t)),),
+         explain=(lambda w: "ḡ with its last two axes swapped",))
 defarray("transpose", 1, _transpose,
          vjp=(lambda m, g, ans, args, params: m.transpose(g),),
-         jvp=(_linear(lambda m, t: m.transpose(t)),))
+         jvp=(_linear(lambda m, t: m.transpose(t)),),
+         explain=(_transpose_text,))
 defarray("matmul", 2, _matmul, symbol="@",
          vjp=(_matmul_vjp(0), _matmul_vjp(1)),
          jvp=(lambda m, t, ans, args, params: m.matmul(t, args[1]),
-              lambda m, t, ans, args, params: m.matmul(args[0], t)))
+              lambda m, t, ans, args, params: m.matmul(args[0], t)),
+         explain=(_matmul_text(0), _matmul_text(1)))
 defarray("dot", 2, _dot,   # (a scalar argument scales: its cotangent is summed)
          vjp=(lambda m, g, ans, args, params: _summed_to(m, m.mul(g, args[1]), args[0]),
               lambda m, g, ans, args, params: _summed_to(m, m.mul(g, args[0]), args[1])),
          jvp=(lambda m, t, ans, args, params: m.dot(t, args[1]),
-              lambda m, t, ans, args, params: m.dot(args[0], t)))
+              lambda m, t, ans, args, params: m.dot(args[0], t)),
+         explain=(_dot_text(0), _dot_text(1)))
 defarray("outer", 2, _outer,
          vjp=(lambda m, g, ans, args, params: m.matmul(g, args[1]),
               lambda m, g, ans, args, params: m.matmul(args[0], g)),
          jvp=(lambda m, t, ans, args, params: m.outer(t, args[1]),
-              lambda m, t, ans, args, params: m.outer(args[0], t)))
+              lambda m, t, ans, args, params: m.outer(args[0], t)),
+         explain=(lambda w: f"ḡ @ {w.args[1]}", lambda w: f"{w.args[0]} @ ḡ"))
 defarray("sum", 1, _reduction(np.sum),
          vjp=(lambda m, g, ans, args, params: _unreduce(m, g, tuple(m.shape(args[0])),
                                                         params[0]),),
-         jvp=(_linear(lambda m, t, axis: m.sum(t, axis)),))
+         jvp=(_linear(lambda m, t, axis: m.sum(t, axis)),),
+         explain=(_spread,))
 
 
 def _count(shape, axis):
@@ -476,19 +616,23 @@ defarray("mean", 1, _reduction(np.mean),
          vjp=(lambda m, g, ans, args, params: m.div(
              _unreduce(m, g, tuple(m.shape(args[0])), params[0]),
              m.const(_count(tuple(m.shape(args[0])), params[0]))),),
-         jvp=(_linear(lambda m, t, axis: m.mean(t, axis)),))
+         jvp=(_linear(lambda m, t, axis: m.mean(t, axis)),),
+         explain=(lambda w: f"{_spread(w)}, divided by "
+                            f"{_count(tuple(w.shapes[0]), w.params[0]):g}",))
 defarray("prod_others", 1, _prod_others, internal=True,
          vjp=(lambda m, g, ans, args, params: m.prod_others_vjp(args[0], g, params[0]),),
          jvp=(lambda m, t, ans, args, params: m.prod_others_vjp(args[0], t, params[0]),))
 defarray("prod_others_vjp", 2, _prod_others_vjp, internal=True)
 defarray("prod", 1, _reduction(np.prod),
-         *_weighted_reduction(lambda m, x, ans, axis: m.prod_others(x, axis)))
+         *_weighted_reduction(lambda m, x, ans, axis: m.prod_others(x, axis)),
+         explain=(lambda w: f"{_spread(w)} * the product of the other elements",))
 # max(a) / min(a) with one argument (the parser's names; not callable as amax/amin)
 defarray("amax", 1, _reduction(np.max), *_weighted_reduction(
-    _tie_weights), internal=True)
+    _tie_weights), internal=True, explain=(_extremum_text("largest"),))
 defarray("amin", 1, _reduction(np.min), *_weighted_reduction(
-    _tie_weights), internal=True)
-defarray("norm", 1, _norm, *_weighted_reduction(_norm_weights))
+    _tie_weights), internal=True, explain=(_extremum_text("smallest"),))
+defarray("norm", 1, _norm, *_weighted_reduction(_norm_weights),
+         explain=(lambda w: f"ḡ * {w.args[0]} / {w.ans} (0 where {w.ans} is 0)",))
 
 
 def _softmax_over(m, x, axis):
@@ -504,12 +648,14 @@ def _softmax_over(m, x, axis):
 
 
 defarray("logsumexp", 1, _logsumexp, *_weighted_reduction(
-    lambda m, x, ans, axis: _softmax_over(m, x, axis)))
+    lambda m, x, ans, axis: _softmax_over(m, x, axis)), explain=(_logsumexp_text,))
 defarray("softmax", 1, _softmax,
-         vjp=(_softmax_map,), jvp=(_softmax_map,))
+         vjp=(_softmax_map,), jvp=(_softmax_map,),
+         explain=(lambda w: f"{w.ans} * (ḡ - sum({w.ans} * ḡ{_axis_keyword(w, -1)}))",))
 defarray("diag", 1, _diag,
          vjp=(lambda m, g, ans, args, params: _diag_vjp(m, g, args[0]),),
-         jvp=(_linear(lambda m, t: m.diag(t)),))
+         jvp=(_linear(lambda m, t: m.diag(t)),),
+         explain=(_diag_text,))
 
 
 def _diag_vjp(m, g, x):
@@ -522,7 +668,8 @@ def _diag_vjp(m, g, x):
 
 defarray("trace", 1, _trace,
          vjp=(_trace_vjp,),
-         jvp=(_linear(lambda m, t: m.trace(t)),))
+         jvp=(_linear(lambda m, t: m.trace(t)),),
+         explain=(_on_diagonal,))
 def _det(x):
     return np.linalg.det(_lift(x))
 
@@ -530,11 +677,14 @@ def _det(x):
 defarray("det", 1, _det,
          vjp=(lambda m, g, ans, args, params: m.mul(_per_matrix_scalar(m, g),
                                                     _det_partial(m, ans, args[0])),),
-         jvp=(_det_jvp,))
+         jvp=(_det_jvp,),
+         explain=(lambda w: f"ḡ * {w.ans} * inv({w.args[0]})ᵀ",))
 defarray("inv", 1, _inv,
          vjp=(lambda m, g, ans, args, params: m.neg(
              m.matmul(m.matmul(m.swap(ans), g), m.swap(ans))),),
-         jvp=(lambda m, t, ans, args, params: m.neg(m.matmul(m.matmul(ans, t), ans)),))
+         jvp=(lambda m, t, ans, args, params: m.neg(m.matmul(m.matmul(ans, t), ans)),),
+         explain=(lambda w: f"-{w.ans}ᵀ @ ḡ @ {w.ans}ᵀ",))
 defarray("solve", 2, _solve,
          vjp=(_solve_vjp_a, _solve_vjp_b),
-         jvp=(_solve_jvp_a, _solve_jvp_b))
+         jvp=(_solve_jvp_a, _solve_jvp_b),
+         explain=(_solve_text(0), _solve_text(1)))

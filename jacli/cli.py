@@ -667,11 +667,14 @@ def _run_tape(job: _Job, fmt: str, output: str | None) -> int:
     if output and Path(output).suffix.lower() in (".npy", ".npz"):
         raise JacliError("the tape is text: write it to .txt, .csv or .jsonl", origin="-o")
     # With no values at all the tape is shown as recorded; with some, all must be given.
-    trace = None
+    # In a run of arrays every entry shows its shape: from the values, or from --shape.
+    trace, shapes = None, None
     if job.at or not job.program.needed_variables(job.outputs):
-        _refuse_arrays(job, "tape")
-        trace = job.program.trace(job.at, job.inputs, job.outputs)
-    rows = tape_rows(job.program, job.outputs, trace)
+        trace = job.program.trace(job.at, job.inputs, job.outputs, batch=False)
+    elif job.given_arrays():
+        from .shapes import infer_shapes
+        shapes = infer_shapes(job.program.tape, job.shapes)
+    rows = tape_rows(job.program, job.outputs, trace, shapes)
     text_format = "plain" if fmt == "table" else fmt
     if job.options["explain"]:
         if trace is None:
@@ -698,9 +701,8 @@ def _run_tape(job: _Job, fmt: str, output: str | None) -> int:
 
 
 def _refuse_arrays(job: _Job, command: str) -> None:
-    """The views not yet array-aware (the values and sweep of `tape`, `graph` with values,
-    `diff`): a clear error, exit 2, for a run of arrays (an array value or --shape, or a
-    program of array operations)."""
+    """The views not yet array-aware (`graph` with values, `diff`): a clear error, exit 2,
+    for a run of arrays (an array value or --shape, or a program of array operations)."""
     if not job.given_arrays():
         return
     if any(np.ndim(v) for v in job.at.values()):

@@ -290,6 +290,17 @@ def evaluate(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: l
     return Sweep(values if keep else [], outputs, jacobian,
                  all_adjoints if keep else None, partials if keep else None)
 
+def recorded_sweep(tape: Tape, partials: Partials, output_node: int, shape: tuple,
+                   depends: list[bool]) -> tuple[list, dict]:
+    """One reverse sweep seeded with every component of one output (a row each, K its
+    size), keeping every contribution sent, by (entry, argument position): what the
+    tape view shows. Each adjoint is the sum of its contributions, in sweep order."""
+    record: dict = {}
+    seed = _unit_seeds(shape, range(math.prod(shape)), 0)
+    adjoints = reverse_sweep(tape, partials, {output_node: seed}, depends, record=record)
+    return adjoints, record
+
+
 def _per_output(adjoints, bits, rows: _Rows, chunk: range, out_seg, nodes) -> list[list]:
     """The sweep's adjoints split into one list per output (its first component's row),
     None where that output never reached the node (as a sweep of its own would give)."""

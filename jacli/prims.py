@@ -46,6 +46,10 @@ class Primitive(NamedTuple):
     # JVP t * partial).
     vjp: tuple[Callable, ...] | None = None
     jvp: tuple[Callable, ...] | None = None
+    # How `tape --explain` writes the vjp rules, one per argument: explain[i](written) ->
+    # the linear map applied to the cotangent ḡ, as text (array_prims.Written names the
+    # operands). None for elementwise primitives: their step is ḡ * partial.
+    explain: tuple[Callable, ...] | None = None
 
     def partial(self, m, ans, args, i):
         """The partial derivative of the output with respect to argument i."""

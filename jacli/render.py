@@ -20,6 +20,8 @@ from rich.text import Text
 
 from .api import Program, Trace
 from .formats import Report
+from .graph import shape_label
+from .tape_view import EDGE, array_text
 
 #: How many points a table shows before it says how many more there are.
 SHOWN_POINTS = 20
@@ -301,27 +303,39 @@ def render_report(report: Report, total: int | None = None) -> None:
 
 
 def _partials(row: dict) -> Callable[[int], str]:
-    return lambda digits: ", ".join(f"∂/∂{a}={_num(p, digits)}" for a, p in
-                                    zip(row["args"], row["partials"]) if p is not None)
+    return lambda digits: ", ".join(f"∂/∂{a}={_value(p)(digits)}" for a, p in
+                                    zip(row["args"], row["partials"] or ()) if p is not None)
+
+
+def _value(x) -> Callable[[int], str]:
+    """A cell for a number or an array (its short form, tape_view.array_text)."""
+    if x is None or type(x) is float:
+        return lambda digits: _num(x, digits)
+    return lambda digits: array_text(x, EDGE, lambda v: _num(float(v), digits))
 
 
 def tape_renderable(program: Program, outputs: list[str], trace: Trace | None, rows) -> Group:
+    arrays = bool(rows) and "shape" in rows[0]
     sources = []
     for row in rows:
         source = Text(row["text"])
         if row["names"]:
             source.append("  → " + ", ".join(row["names"]), style="green")
         sources.append(source)
-    columns = [Column("op", [row["op"] for row in rows], justify="left", style="bold"),
-               Column("args", [", ".join(row["args"]) for row in rows], justify="left",
-                      wrap=True),
-               Column("source", sources, justify="left", wrap=True)]
+    columns = [Column("op", [row["op"] for row in rows], justify="left", style="bold")]
+    if arrays:
+        columns.append(Column("shape", [shape_label(row["shape"]) for row in rows],
+                              justify="left"))
+    columns += [Column("args", [", ".join(row["args"]) for row in rows], justify="left",
+                       wrap=True),
+                Column("source", sources, justify="left", wrap=True)]
     if trace is not None:
-        columns += [Column("value", [row["value"] for row in rows], style="cyan"),
+        components = trace.output_components or outputs
+        columns += [Column("value", [_value(row["value"]) for row in rows], style="cyan"),
                     Column("local partials", [_partials(row) for row in rows],
                            justify="left", wrap=True)]
-        columns += [Column(f"adjoint ∂{out}/∂entry", [row["adjoints"][k] for row in rows],
-                           style="bold") for k, out in enumerate(outputs)]
+        columns += [Column(f"adjoint ∂{out}/∂entry", [_value(row["adjoints"][k]) for row in rows],
+                           style="bold") for k, out in enumerate(components)]
     entries = Column("entry", [row["entry"] for row in rows], justify="left", style="dim")
     parts = [Fitted("Tape (Wengert list): one entry per primitive, in evaluation order",
                     [entries], columns)]
@@ -330,9 +344,9 @@ def tape_renderable(program: Program, outputs: list[str], trace: Trace | None, r
             "\nReverse mode sweeps the tape from the last entry to the first: each entry's adjoint "
             "is the sum over its users of (user's adjoint) × (user's local partial). "
             "The adjoints of the inputs are the Jacobian's rows.\n", style="dim"))
-        parts.append(Fitted("Jacobian", [Column("output", outputs, justify="left")],
+        parts.append(Fitted("Jacobian", [Column("output", components, justify="left")],
                             [Column(f"∂/∂{name}", list(trace.jacobian[:, j]), style="bold")
-                             for j, name in enumerate(trace.inputs)]))
+                             for j, name in enumerate(trace.input_components or trace.inputs)]))
     return Group(*parts)
 
 
@@ -343,11 +357,15 @@ def render_tape(program: Program, outputs: list[str], trace: Trace | None, rows)
 _EXPLAIN_HEADERS = ("source", "adjoint ḡ", "→ argument", "partial", "contribution")
 
 
-def _sweep_table(output: str, rows: list[list]) -> Fitted:
+def _sweep_table(output: str, rows: list[list], arrays: bool = False) -> Fitted:
     cells = list(zip(*rows)) if rows else [()] * 6
-    columns = [Column(header, list(column), justify="left" if header == "source" else "right",
-                      wrap=header in ("source", "→ argument"))
-               for header, column in zip(_EXPLAIN_HEADERS, cells[1:])]
+    headers = _EXPLAIN_HEADERS
+    if arrays:   # a structural entry's cell is the linear map it applies (text)
+        headers = tuple("partial or map" if h == "partial" else h for h in headers)
+    texts = ("source", "partial or map")
+    columns = [Column(header, list(column), justify="left" if header in texts else "right",
+                      wrap=header in texts + ("→ argument",))
+               for header, column in zip(headers, cells[1:])]
     return Fitted(f"Backward sweep for {output}: from the last entry to the first, "
                   f"seeded with ∂{output}/∂{output} = 1",
                   [Column("step", list(cells[0]), justify="left")], columns)
@@ -359,23 +377,34 @@ def explain_renderable(steps: list[dict]) -> Group:
         output = step["output"]
         if "gradient" in step:
             if rows:
-                parts.append(_sweep_table(output, rows))
+                parts.append(_sweep_table(output, rows, arrays))
             gradient = ", ".join(f"∂{output}/∂{n} = {_num(v)}" for n, v in step["gradient"].items())
             parts.append(Text(f"gradient of {output} (a row of the Jacobian): {gradient}\n",
                               style="bold"))
             rows = []
             continue
         first = True
+        arrays = "shape" in step
+        shape = f" {shape_label(step['shape'])}" if arrays else ""
         for send in step["sends"] or [None]:
-            cells = ([f"{step['step']}. {step['entry']} {step['op']}", Text(step["text"]),
-                      step["adjoint"]] if first else ["", "", None])
-            cells += ([f"{send['to']} {send['to_text']}", send["partial"], send["contribution"]]
+            cells = ([f"{step['step']}. {step['entry']} {step['op']}{shape}", Text(step["text"]),
+                      _value(step["adjoint"])] if first else ["", "", None])
+            cells += ([f"{send['to']} {send['to_text']}", _how(send), _value(send["contribution"])]
                       if send is not None else ["", None, None])
             rows.append(cells)
             first = False
     parts.append(Text("Each entry's adjoint is the sum of the contributions sent to it by "
                       "later entries; the inputs' adjoints are the gradient.", style="dim"))
     return Group(*parts)
+
+
+def _how(send: dict):
+    """The partial of an elementwise entry (with `, summed to [3]` where its argument was
+    broadcast), or the linear map a structural entry applies to ḡ."""
+    if send["partial"] is None:
+        return send.get("rule")
+    partial = _value(send["partial"])
+    return lambda digits: partial(digits) + send.get("summed", "")
 
 
 def render_explain(steps: list[dict]) -> None:

@@ -203,13 +203,16 @@ def _accumulate(previous, contribution):
 
 def reverse_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
                   depends: list[bool], rows: _Rows | None = None,
-                  reached: dict[int, int] | None = None, sink=None) -> list:
+                  reached: dict[int, int] | None = None, sink=None,
+                  record: dict | None = None) -> list:
     """Adjoints of every node, from cotangent `seeds` at output nodes.
 
     Entries that receive nothing stay None (a symbolic zero); only nodes that depend on
     an input (`depends`) pass anything on. Without `rows` an adjoint is (K, B, *shape);
     with them (a Jacobian's unit seeds), it holds only the rows of the outputs that have
     reached the node (`partials.reached[node]`, a bitset; `reached` gives the seeds').
+    With `record` (a dict), every contribution sent is kept there, by (entry, argument
+    position): the tape view shows them.
     """
     adjoints: list = [None] * len(tape.nodes)
     bits = [0] * len(tape.nodes)
@@ -247,6 +250,8 @@ def reverse_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
                     if contribution is None:
                         continue
                 log.node, log.stage = index, CHAIN
+                if record is not None:
+                    record[(index, position)] = contribution
                 if rows is None:
                     adjoints[arg] = _accumulate(adjoints[arg], contribution)
                 elif nodes[arg].op == VAR:
