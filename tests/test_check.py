@@ -21,6 +21,8 @@ from jacli.check import (DEFAULT_ATOL, DEFAULT_RTOL, KINK_REASON, check_jacobian
                          explain_failure, steps)
 from jacli.check_view import check_renderable, verdict, write_check
 
+from conftest import sample_path
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
 EPS = np.finfo(float).eps
@@ -146,26 +148,19 @@ def test_every_sample_has_an_example_command():
     assert len(found) >= 6
 
 
-def _in_repo(argument: str) -> str:
-    """A header's file argument (`samples/...`, `@samples/...`) made absolute."""
-    at = "@" if argument.startswith("@") else ""
-    path = argument[len(at):]
-    return at + str(REPO / path) if path.startswith("samples/") else argument
-
-
 @pytest.mark.parametrize("path, args", _sample_cases())
 def test_sample_passes_at_the_points_of_its_header(path, args):
     from jacli.points import Points, PointsReader, parse_at
 
     program = jacli.compile(path.read_text())
     # The values as the command line reads them: numbers, arrays, @FILE, points files.
-    point = parse_at([_in_repo(item) for item in _option(args, "--at")])
+    point = parse_at([sample_path(item) for item in _option(args, "--at")])
     wrt = _option(args, "--wrt")
     wrt = wrt[0].split(",") if wrt else None
     points = _option(args, "--points")
     columns = {}
     if points:
-        reader = PointsReader(_in_repo(points[0]), None, program.variables, [], [])
+        reader = PointsReader(sample_path(points[0]), None, program.variables, [], [])
         table = Points.concat(list(reader.chunks()))
         assert not table.bad_rows
         columns, batch = table.columns, table.count

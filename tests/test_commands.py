@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import jacli
-from conftest import invoke_jacli, run_jacli
+from conftest import invoke_jacli, run_jacli, sample_path
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
@@ -241,13 +241,6 @@ def test_check_json_parses_with_ok_and_max_abs_error():
     assert abs(bad["max_abs_error"] - 0.5) < 1e-6
 
 
-def _in_repo(argument: str) -> str:
-    """A header's file argument (`samples/...`, `@samples/...`) made absolute."""
-    at = "@" if argument.startswith("@") else ""
-    path = argument[len(at):]
-    return at + str(REPO / path) if path.startswith("samples/") else argument
-
-
 def _header_commands():
     """The `jacli grad ...` / `jacli jac ...` commands in the samples' header comments,
     as argument lists with the sample paths made absolute."""
@@ -256,7 +249,7 @@ def _header_commands():
         for line in path.read_text().splitlines():
             match = re.match(r"#\s+jacli\s+((?:grad|jac)\s.*)$", line)
             if match:
-                args = [_in_repo(a) for a in shlex.split(match.group(1))]
+                args = [sample_path(a) for a in shlex.split(match.group(1))]
                 found.append(pytest.param(args, id=f"{path.stem}-{len(found)}"))
     return found
 
