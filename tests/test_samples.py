@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import invoke_jacli, sample_path
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
 README = REPO / "README.md"
@@ -217,7 +219,17 @@ def test_neuron(seed):
 
 # --- the samples written with arrays ---------------------------------------------------
 # Each array version is checked against its own reference (NumPy written here, hand-derived
-# formulas or central differences of NumPy), never against jacli's scalar version.
+# formulas or central differences of NumPy), never against jacli's scalar version. These
+# run the command line in process, for speed (their header commands run as real
+# processes below, as every sample's do).
+
+def run_here(*args: str, input: str | None = None) -> list[dict]:
+    """run_json's records, from the command line run in process (typer's CliRunner)."""
+    code, out, err = invoke_jacli(*map(sample_path, args), "--format", "json", input=input)
+    assert code == 0, err
+    assert err == ""
+    return [json.loads(line) for line in out.splitlines()]
+
 
 def vec(values) -> str:
     """A value as --at writes it: nested lists with every digit (repr)."""
@@ -246,7 +258,7 @@ def central_jacobian(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
 @pytest.mark.parametrize("scores", [[1.0, 2.0, 3.0], [0.5], [-5.0, 0.5, 2.25, 7.0, 0.0],
                                     [800.0, 801.0, 799.0, 0.0]])
 def test_softmax_vec(scores):
-    (rec,) = run_json("jac", "-f", "samples/softmax_vec.jac", "--at", at_arrays(x=scores))
+    (rec,) = run_here("jac", "-f", "samples/softmax_vec.jac", "--at", at_arrays(x=scores))
     n = len(scores)
     p, jac = softmax_ref(np.array(scores) - max(scores))
     assert rec["outputs"] == [f"p[{i}]" for i in range(n)]
@@ -259,7 +271,7 @@ def test_softmax_vec(scores):
 
 def test_softmax_vec_does_not_overflow_where_exp_would():
     # exp(800) is inf in doubles; shifted by the largest score, nothing overflows.
-    (rec,) = run_json("eval", "-f", "samples/softmax_vec.jac", "--at", "x=[800,801,799,0]")
+    (rec,) = run_here("eval", "-f", "samples/softmax_vec.jac", "--at", "x=[800,801,799,0]")
     e = np.exp([-1.0, 0.0, -2.0, -801.0])
     np.testing.assert_allclose(rec["value"], e / e.sum(), rtol=1e-15, atol=1e-300)
 
@@ -270,11 +282,11 @@ def test_neuron_vec(seed, n):
     xs, w, b = rng.normal(size=n), rng.normal(size=n), float(rng.normal())
     out, grad_x, grad_wb = neuron_ref(xs, w, b)
     point = at_arrays(x=xs, w=w, b=b)
-    (rec,) = run_json("grad", "-f", "samples/neuron_vec.jac", "--wrt", "x", "--at", point)
+    (rec,) = run_here("grad", "-f", "samples/neuron_vec.jac", "--wrt", "x", "--at", point)
     assert rec["inputs"] == [f"x[{i}]" for i in range(n)] and rec["outputs"] == ["out"]
     assert rec["value"] == pytest.approx(out, rel=RTOL)
     np.testing.assert_allclose(rec["gradient"], grad_x, rtol=1e-12, atol=1e-15)
-    (rec,) = run_json("grad", "-f", "samples/neuron_vec.jac", "--wrt", "w,b", "--at", point)
+    (rec,) = run_here("grad", "-f", "samples/neuron_vec.jac", "--wrt", "w,b", "--at", point)
     assert rec["inputs"] == [f"w[{i}]" for i in range(n)] + ["b"]
     np.testing.assert_allclose(rec["gradient"], grad_wb, rtol=1e-12, atol=1e-15)
 
@@ -282,7 +294,7 @@ def test_neuron_vec(seed, n):
 @pytest.mark.parametrize("q1,q2,l1,l2", [(0.5, 1.0, 1.0, 0.8), (0.0, 0.0, 2.0, 1.0),
                                          (-2.0, 3.0, 0.7, 1.3), (np.pi / 2, -np.pi / 2, 1.0, 1.0)])
 def test_robot_arm_vec(q1, q2, l1, l2):
-    (rec,) = run_json("jac", "-f", "samples/robot_arm_vec.jac", "--wrt", "q",
+    (rec,) = run_here("jac", "-f", "samples/robot_arm_vec.jac", "--wrt", "q",
                       "--at", at_arrays(q=[q1, q2], l=[l1, l2]))
     value, jac = robot_arm_ref(q1, q2, l1, l2)
     assert rec["outputs"] == ["p[0]", "p[1]"] and rec["inputs"] == ["q[0]", "q[1]"]
@@ -306,7 +318,7 @@ def test_logistic_loss_vec(seed, n, d):
     rng = np.random.default_rng(seed)
     X, w, b = rng.normal(size=(n, d)), rng.normal(size=d), float(rng.normal())
     y = rng.integers(0, 2, size=n).astype(float)
-    (rec,) = run_json("grad", "-f", "samples/logistic_loss_vec.jac", "--wrt", "w,b",
+    (rec,) = run_here("grad", "-f", "samples/logistic_loss_vec.jac", "--wrt", "w,b",
                       "--at", at_arrays(w=w, b=b, X=X, y=y))
     loss, grad = logistic_vec_ref(X, y, w, b)
     assert rec["inputs"] == [f"w[{i}]" for i in range(d)] + ["b"]
@@ -317,7 +329,7 @@ def test_logistic_loss_vec(seed, n, d):
 def test_logistic_loss_vec_header_point_by_hand():
     X = np.array([[2, 1], [1, -1], [-1, 3], [0.5, 0.5]])
     y = np.array([1.0, 0, 1, 0])
-    (rec,) = run_json("grad", "-f", "samples/logistic_loss_vec.jac", "--wrt", "w,b",
+    (rec,) = run_here("grad", "-f", "samples/logistic_loss_vec.jac", "--wrt", "w,b",
                       "--at", "w=[0.5,-0.25],b=0.1",
                       "--at", "X=[[2,1],[1,-1],[-1,3],[0.5,0.5]],y=[1,0,1,0]")
     loss, grad = logistic_vec_ref(X, y, np.array([0.5, -0.25]), 0.1)
@@ -327,7 +339,7 @@ def test_logistic_loss_vec_header_point_by_hand():
 
 def test_logistic_loss_vec_is_stable_for_large_margins():
     # z = +-1000: softplus(z) - y*z is 1000 for the wrong label, 0 for the right one.
-    (rec,) = run_json("grad", "-f", "samples/logistic_loss_vec.jac", "--wrt", "w,b",
+    (rec,) = run_here("grad", "-f", "samples/logistic_loss_vec.jac", "--wrt", "w,b",
                       "--at", "w=[1000],b=0,X=[[1],[-1]],y=[0,0]")
     assert rec["value"] == pytest.approx(500.0, rel=1e-15)
     # sigmoid(1000) - 0 = 1, sigmoid(-1000) - 0 = 0: dw = (1*1 + 0*-1)/2, db = 1/2.
@@ -341,7 +353,7 @@ LINE_FIT = dict(A=np.array([[1, 0], [1, 1], [1, 2], [1, 3]], float), b=np.array(
 def test_least_squares(seed, m, n):
     rng = np.random.default_rng(seed)
     A, b, x = rng.normal(size=(m, n)), rng.normal(size=m), rng.normal(size=n)
-    (rec,) = run_json("hess", "-f", "samples/least_squares.jac", "--wrt", "x",
+    (rec,) = run_here("hess", "-f", "samples/least_squares.jac", "--wrt", "x",
                       "--at", at_arrays(x=x, A=A, b=b))
     assert rec["inputs"] == [f"x[{i}]" for i in range(n)]
     assert rec["value"] == pytest.approx(np.sum((A @ x - b) ** 2), rel=1e-12)
@@ -353,7 +365,7 @@ def test_least_squares_gradient_vanishes_at_the_lstsq_solution():
     A, b = LINE_FIT["A"], LINE_FIT["b"]
     solution = np.linalg.lstsq(A, b, rcond=None)[0]
     np.testing.assert_allclose(solution, [0.9, 0.9], rtol=1e-12)     # by hand, too
-    (rec,) = run_json("grad", "-f", "samples/least_squares.jac", "--wrt", "x",
+    (rec,) = run_here("grad", "-f", "samples/least_squares.jac", "--wrt", "x",
                       "--at", at_arrays(x=solution, **LINE_FIT))
     np.testing.assert_allclose(rec["gradient"], 0.0, atol=1e-13)
     assert rec["value"] == pytest.approx(0.7, rel=1e-12)   # residuals -.1, -.2, .7, -.4
@@ -384,7 +396,7 @@ def springs_ref(P, kappa, L):
 def test_springs(seed, k):
     rng = np.random.default_rng(seed)
     P, kappa, L = rng.normal(size=(k, 3)), 2.5, 0.8
-    (rec,) = run_json("hess", "-f", "samples/springs.jac", "--wrt", "P",
+    (rec,) = run_here("hess", "-f", "samples/springs.jac", "--wrt", "P",
                       "--at", at_arrays(P=P, kappa=kappa, L=L))
     energy, grad, hess = springs_ref(P, kappa, L)
     assert rec["inputs"] == [f"P[{i}][{j}]" for i in range(k) for j in range(3)]
@@ -402,7 +414,7 @@ def test_springs(seed, k):
 
 def test_springs_header_point():
     # Spring 0 along x stretched to 1.5, spring 1 along y stretched to 2 (kappa 2, L 1).
-    (rec,) = run_json("hess", "-f", "samples/springs.jac", "--wrt", "P",
+    (rec,) = run_here("hess", "-f", "samples/springs.jac", "--wrt", "P",
                       "--at", "P=[[0,0,0],[1.5,0,0],[1.5,2,0]],kappa=2,L=1")
     assert rec["value"] == pytest.approx(0.25 + 1.0, rel=1e-15)
     np.testing.assert_allclose(rec["gradient"], [-1, 0, 0, 1, -2, 0, 0, 2, 0], atol=1e-15)
@@ -429,7 +441,7 @@ def rotation_ref(w: np.ndarray) -> np.ndarray:
 def test_rotation_jacobian_in_v_is_the_rotation_matrix(w):
     w = np.array(w, dtype=float)
     v = np.array([1.0, 2.0, 3.0])
-    (rec,) = run_json("jac", "-f", "samples/rotation.jac", "--wrt", "v",
+    (rec,) = run_here("jac", "-f", "samples/rotation.jac", "--wrt", "v",
                       "--at", at_arrays(w=w, v=v))
     R = rotation_ref(w)
     assert rec["outputs"] == ["y[0]", "y[1]", "y[2]"]
@@ -441,7 +453,7 @@ def test_rotation_jacobian_in_v_is_the_rotation_matrix(w):
 
 
 def test_rotation_about_z_by_half_a_radian():
-    (rec,) = run_json("jac", "-f", "samples/rotation.jac", "--wrt", "v",
+    (rec,) = run_here("jac", "-f", "samples/rotation.jac", "--wrt", "v",
                       "--at", "w=[0,0,0.5],v=[1,2,3]")
     c, s = np.cos(0.5), np.sin(0.5)
     np.testing.assert_allclose(rec["jacobian"], [[c, -s, 0], [s, c, 0], [0, 0, 1]],
@@ -451,7 +463,7 @@ def test_rotation_about_z_by_half_a_radian():
 @pytest.mark.parametrize("w", [[0.3, -0.2, 0.6], [2.0, 1.0, -1.5]])
 def test_rotation_jacobian_in_w_matches_central_differences(w):
     v = np.array([1.0, 2.0, 3.0])
-    (rec,) = run_json("jac", "-f", "samples/rotation.jac", "--wrt", "w",
+    (rec,) = run_here("jac", "-f", "samples/rotation.jac", "--wrt", "w",
                       "--at", at_arrays(w=w, v=v))
     expected = central_jacobian(lambda w: rotation_ref(w) @ v, np.array(w, dtype=float))
     np.testing.assert_allclose(rec["jacobian"], expected, rtol=1e-7, atol=1e-8)
@@ -477,7 +489,7 @@ def test_mlp_over_the_points_of_its_csv():
     table = np.genfromtxt(SAMPLES / "mlp_points.csv", delimiter=",", names=None,
                           skip_header=1)
     assert (SAMPLES / "mlp_points.csv").read_text().splitlines()[0] == "x[0],x[1],y"
-    recs = run_json("grad", "-f", "samples/mlp.jac", "--wrt", ",".join(MLP_NAMES),
+    recs = run_here("grad", "-f", "samples/mlp.jac", "--wrt", ",".join(MLP_NAMES),
                     "--at", "@samples/mlp_weights.json", "--points", "samples/mlp_points.csv")
     assert len(recs) == len(table) == 4
     W = [np.array(weights[name], dtype=float) for name in MLP_NAMES]
@@ -498,7 +510,7 @@ def test_mlp_with_other_sizes_and_weights(tmp_path):
     xs, ys = rng.normal(size=(count, d)), rng.normal(size=count)
     columns = {f"x[{j}]": xs[:, j] for j in range(d)}
     columns["y"] = ys
-    recs = run_json("grad", "-f", "samples/mlp.jac", "--wrt", ",".join(MLP_NAMES),
+    recs = run_here("grad", "-f", "samples/mlp.jac", "--wrt", ",".join(MLP_NAMES),
                     "--at", f"@{weights}", "--points", "-", input=points_csv(columns))
     assert len(recs) == count
     for rec, x, y in zip(recs, xs, ys):
