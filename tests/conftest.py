@@ -33,6 +33,14 @@ def _env() -> dict[str, str]:
     return env
 
 
+def sample_path(argument: str) -> str:
+    """A file argument of a sample's header command (`samples/...`, `@samples/...`) made
+    absolute, so the command runs from any directory."""
+    at = "@" if argument.startswith("@") else ""
+    path = argument[len(at):]
+    return at + str(REPO / path) if path.startswith("samples/") else argument
+
+
 def _as_bytes(data: str | bytes | None) -> bytes | None:
     if data is None or isinstance(data, bytes):
         return data

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import jacli
-from conftest import invoke_jacli, run_jacli
+from conftest import invoke_jacli, run_jacli, sample_path
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
@@ -249,8 +249,7 @@ def _header_commands():
         for line in path.read_text().splitlines():
             match = re.match(r"#\s+jacli\s+((?:grad|jac)\s.*)$", line)
             if match:
-                args = [str(REPO / a) if a.startswith("samples/") else a
-                        for a in shlex.split(match.group(1))]
+                args = [sample_path(a) for a in shlex.split(match.group(1))]
                 found.append(pytest.param(args, id=f"{path.stem}-{len(found)}"))
     return found
 
@@ -332,16 +331,34 @@ def test_graph_at_adds_values():
 
 # --- tape --explain -----------------------------------------------------------------------------
 
+def _is_scalar_sample(path: Path) -> bool:
+    """A sample of scalars only: no array operation in it, no array in its header's --at.
+    (`tape --explain` on arrays is landing separately; until it has, the samples of
+    arrays are left out of the --explain tests below.)"""
+    from jacli.points import parse_at
+
+    if jacli.compile(path.read_text()).uses_arrays:
+        return False
+    return all(np.ndim(value) == 0
+               for args in (p.values[0] for p in HEADER_COMMANDS if p.values[0][2] == str(path))
+               for value in parse_at([a for k, a in enumerate(args)
+                                      if k and args[k - 1] == "--at"]).values())
+
+
+SCALAR_SAMPLES = sorted(p for p in SAMPLES.glob("*.jac") if _is_scalar_sample(p))
+
+
 def _explain_commands():
-    """One point per sample: its first header command with --at and no --points."""
+    """One point per scalar sample: its first header command with --at and no --points."""
     chosen, seen = [], set()
     for param in HEADER_COMMANDS:
         args = param.values[0]
-        sample = Path(args[2]).name
-        if "--points" in args or "--at" not in args or sample in seen:
+        sample = Path(args[2])
+        if "--points" in args or "--at" not in args or sample in seen \
+                or sample not in SCALAR_SAMPLES:
             continue
         seen.add(sample)
-        chosen.append(pytest.param(_without_format(args[1:]), id=Path(sample).stem))
+        chosen.append(pytest.param(_without_format(args[1:]), id=sample.stem))
     return chosen
 
 
@@ -349,7 +366,10 @@ EXPLAIN_COMMANDS = _explain_commands()
 
 
 def test_every_sample_has_an_explain_point():
-    assert len(EXPLAIN_COMMANDS) == len(list(SAMPLES.glob("*.jac")))
+    # Every scalar sample; the samples of arrays join once tape --explain takes arrays.
+    assert len(EXPLAIN_COMMANDS) == len(SCALAR_SAMPLES) >= 6
+    assert {"mlp.jac", "springs.jac", "softmax_vec.jac"}.isdisjoint(
+        p.name for p in SCALAR_SAMPLES)
 
 
 def _option(args: list[str], name: str) -> str | None:

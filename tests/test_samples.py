@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import invoke_jacli, sample_path
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
 README = REPO / "README.md"
@@ -215,6 +217,308 @@ def test_neuron(seed):
     np.testing.assert_allclose(rec["gradient"], grad_w, rtol=1e-12, atol=1e-15)
 
 
+# --- the samples written with arrays ---------------------------------------------------
+# Each array version is checked against its own reference (NumPy written here, hand-derived
+# formulas or central differences of NumPy), never against jacli's scalar version. These
+# run the command line in process, for speed (their header commands run as real
+# processes below, as every sample's do).
+
+def run_here(*args: str, input: str | None = None) -> list[dict]:
+    """run_json's records, from the command line run in process (typer's CliRunner)."""
+    code, out, err = invoke_jacli(*map(sample_path, args), "--format", "json", input=input)
+    assert code == 0, err
+    assert err == ""
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def vec(values) -> str:
+    """A value as --at writes it: nested lists with every digit (repr)."""
+    array = np.asarray(values, dtype=float)
+    if array.ndim == 0:
+        return repr(float(array))
+    return "[" + ",".join(vec(v) for v in array) + "]"
+
+
+def at_arrays(**values) -> str:
+    return ",".join(f"{k}={vec(v)}" for k, v in values.items())
+
+
+def central_jacobian(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """d f / d x by central differences of a NumPy function, (*f's shape, *x's shape)."""
+    x = np.asarray(x, dtype=float)
+    columns = []
+    for k in range(x.size):
+        step = np.zeros(x.size)
+        step[k] = h
+        columns.append((np.asarray(f(x + step.reshape(x.shape)))
+                        - np.asarray(f(x - step.reshape(x.shape)))) / (2 * h))
+    return np.stack(columns, axis=-1).reshape(np.shape(f(x)) + x.shape)
+
+
+@pytest.mark.parametrize("scores", [[1.0, 2.0, 3.0], [0.5], [-5.0, 0.5, 2.25, 7.0, 0.0],
+                                    [800.0, 801.0, 799.0, 0.0]])
+def test_softmax_vec(scores):
+    (rec,) = run_here("jac", "-f", "samples/softmax_vec.jac", "--at", at_arrays(x=scores))
+    n = len(scores)
+    p, jac = softmax_ref(np.array(scores) - max(scores))
+    assert rec["outputs"] == [f"p[{i}]" for i in range(n)]
+    assert rec["inputs"] == [f"x[{i}]" for i in range(n)]
+    assert rec["shapes"] == {"x": [n], "p": [n]}
+    np.testing.assert_allclose(rec["value"], p, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(rec["jacobian"], jac, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(np.sum(rec["jacobian"], axis=1), 0.0, atol=1e-15)
+
+
+def test_softmax_vec_does_not_overflow_where_exp_would():
+    # exp(800) is inf in doubles; shifted by the largest score, nothing overflows.
+    (rec,) = run_here("eval", "-f", "samples/softmax_vec.jac", "--at", "x=[800,801,799,0]")
+    e = np.exp([-1.0, 0.0, -2.0, -801.0])
+    np.testing.assert_allclose(rec["value"], e / e.sum(), rtol=1e-15, atol=1e-300)
+
+
+@pytest.mark.parametrize("seed, n", [(0, 3), (1, 3), (2, 5), (3, 1)])
+def test_neuron_vec(seed, n):
+    rng = np.random.default_rng(seed)
+    xs, w, b = rng.normal(size=n), rng.normal(size=n), float(rng.normal())
+    out, grad_x, grad_wb = neuron_ref(xs, w, b)
+    point = at_arrays(x=xs, w=w, b=b)
+    (rec,) = run_here("grad", "-f", "samples/neuron_vec.jac", "--wrt", "x", "--at", point)
+    assert rec["inputs"] == [f"x[{i}]" for i in range(n)] and rec["outputs"] == ["out"]
+    assert rec["value"] == pytest.approx(out, rel=RTOL)
+    np.testing.assert_allclose(rec["gradient"], grad_x, rtol=1e-12, atol=1e-15)
+    (rec,) = run_here("grad", "-f", "samples/neuron_vec.jac", "--wrt", "w,b", "--at", point)
+    assert rec["inputs"] == [f"w[{i}]" for i in range(n)] + ["b"]
+    np.testing.assert_allclose(rec["gradient"], grad_wb, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("q1,q2,l1,l2", [(0.5, 1.0, 1.0, 0.8), (0.0, 0.0, 2.0, 1.0),
+                                         (-2.0, 3.0, 0.7, 1.3), (np.pi / 2, -np.pi / 2, 1.0, 1.0)])
+def test_robot_arm_vec(q1, q2, l1, l2):
+    (rec,) = run_here("jac", "-f", "samples/robot_arm_vec.jac", "--wrt", "q",
+                      "--at", at_arrays(q=[q1, q2], l=[l1, l2]))
+    value, jac = robot_arm_ref(q1, q2, l1, l2)
+    assert rec["outputs"] == ["p[0]", "p[1]"] and rec["inputs"] == ["q[0]", "q[1]"]
+    np.testing.assert_allclose(rec["value"], value, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(rec["jacobian"], jac, rtol=RTOL, atol=ATOL)
+    # det J = l1 l2 sin(q2): the arm is singular when stretched out or folded.
+    assert np.linalg.det(rec["jacobian"]) == pytest.approx(l1 * l2 * np.sin(q2), abs=1e-12)
+
+
+def logistic_vec_ref(X, y, w, b):
+    """The mean cross-entropy written the naive way (fine for moderate z), and its
+    gradient by hand: X^T (sigmoid(z) - y) / n and mean(sigmoid(z) - y)."""
+    z = X @ w + b
+    sig = 1 / (1 + np.exp(-z))
+    loss = np.mean(-y * np.log(sig) - (1 - y) * np.log(1 - sig))
+    return loss, np.append(X.T @ (sig - y) / len(y), np.mean(sig - y))
+
+
+@pytest.mark.parametrize("seed, n, d", [(0, 4, 2), (1, 7, 3), (2, 1, 1)])
+def test_logistic_loss_vec(seed, n, d):
+    rng = np.random.default_rng(seed)
+    X, w, b = rng.normal(size=(n, d)), rng.normal(size=d), float(rng.normal())
+    y = rng.integers(0, 2, size=n).astype(float)
+    (rec,) = run_here("grad", "-f", "samples/logistic_loss_vec.jac", "--wrt", "w,b",
+                      "--at", at_arrays(w=w, b=b, X=X, y=y))
+    loss, grad = logistic_vec_ref(X, y, w, b)
+    assert rec["inputs"] == [f"w[{i}]" for i in range(d)] + ["b"]
+    assert rec["value"] == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(rec["gradient"], grad, rtol=1e-11, atol=1e-15)
+
+
+def test_logistic_loss_vec_header_point_by_hand():
+    X = np.array([[2, 1], [1, -1], [-1, 3], [0.5, 0.5]])
+    y = np.array([1.0, 0, 1, 0])
+    (rec,) = run_here("grad", "-f", "samples/logistic_loss_vec.jac", "--wrt", "w,b",
+                      "--at", "w=[0.5,-0.25],b=0.1",
+                      "--at", "X=[[2,1],[1,-1],[-1,3],[0.5,0.5]],y=[1,0,1,0]")
+    loss, grad = logistic_vec_ref(X, y, np.array([0.5, -0.25]), 0.1)
+    assert rec["value"] == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(rec["gradient"], grad, rtol=1e-12)
+
+
+def test_logistic_loss_vec_is_stable_for_large_margins():
+    # z = +-1000: softplus(z) - y*z is 1000 for the wrong label, 0 for the right one.
+    (rec,) = run_here("grad", "-f", "samples/logistic_loss_vec.jac", "--wrt", "w,b",
+                      "--at", "w=[1000],b=0,X=[[1],[-1]],y=[0,0]")
+    assert rec["value"] == pytest.approx(500.0, rel=1e-15)
+    # sigmoid(1000) - 0 = 1, sigmoid(-1000) - 0 = 0: dw = (1*1 + 0*-1)/2, db = 1/2.
+    np.testing.assert_allclose(rec["gradient"], [0.5, 0.5], rtol=1e-15)
+
+
+LINE_FIT = dict(A=np.array([[1, 0], [1, 1], [1, 2], [1, 3]], float), b=np.array([1., 2, 2, 4]))
+
+
+@pytest.mark.parametrize("seed, m, n", [(0, 4, 2), (1, 6, 3), (2, 3, 3)])
+def test_least_squares(seed, m, n):
+    rng = np.random.default_rng(seed)
+    A, b, x = rng.normal(size=(m, n)), rng.normal(size=m), rng.normal(size=n)
+    (rec,) = run_here("hess", "-f", "samples/least_squares.jac", "--wrt", "x",
+                      "--at", at_arrays(x=x, A=A, b=b))
+    assert rec["inputs"] == [f"x[{i}]" for i in range(n)]
+    assert rec["value"] == pytest.approx(np.sum((A @ x - b) ** 2), rel=1e-12)
+    np.testing.assert_allclose(rec["gradient"], 2 * A.T @ (A @ x - b), rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(rec["hessian"], 2 * A.T @ A, rtol=1e-12, atol=1e-13)
+
+
+def test_least_squares_gradient_vanishes_at_the_lstsq_solution():
+    A, b = LINE_FIT["A"], LINE_FIT["b"]
+    solution = np.linalg.lstsq(A, b, rcond=None)[0]
+    np.testing.assert_allclose(solution, [0.9, 0.9], rtol=1e-12)     # by hand, too
+    (rec,) = run_here("grad", "-f", "samples/least_squares.jac", "--wrt", "x",
+                      "--at", at_arrays(x=solution, **LINE_FIT))
+    np.testing.assert_allclose(rec["gradient"], 0.0, atol=1e-13)
+    assert rec["value"] == pytest.approx(0.7, rel=1e-12)   # residuals -.1, -.2, .7, -.4
+
+
+def springs_ref(P, kappa, L):
+    """Energy, gradient (k, 3) and Hessian (k, 3, k, 3) of the chain, by hand: for the
+    spring d = P[i+1] - P[i], r = |d|, u = d / r, the force is kappa (r - L) u and the
+    block d2E/dd2 is kappa (u u^T + (1 - L/r)(I - u u^T))."""
+    k = len(P)
+    energy, grad, hess = 0.0, np.zeros((k, 3)), np.zeros((k, 3, k, 3))
+    for i in range(k - 1):
+        d = P[i + 1] - P[i]
+        r = np.linalg.norm(d)
+        u = d / r
+        energy += kappa / 2 * (r - L) ** 2
+        force = kappa * (r - L) * u
+        grad[i + 1] += force
+        grad[i] -= force
+        block = kappa * (np.outer(u, u) + (1 - L / r) * (np.eye(3) - np.outer(u, u)))
+        for a, sa in ((i, -1), (i + 1, 1)):
+            for c, sc in ((i, -1), (i + 1, 1)):
+                hess[a, :, c, :] += sa * sc * block
+    return energy, grad.reshape(-1), hess.reshape(3 * k, 3 * k)
+
+
+@pytest.mark.parametrize("seed, k", [(0, 3), (1, 4), (2, 2)])
+def test_springs(seed, k):
+    rng = np.random.default_rng(seed)
+    P, kappa, L = rng.normal(size=(k, 3)), 2.5, 0.8
+    (rec,) = run_here("hess", "-f", "samples/springs.jac", "--wrt", "P",
+                      "--at", at_arrays(P=P, kappa=kappa, L=L))
+    energy, grad, hess = springs_ref(P, kappa, L)
+    assert rec["inputs"] == [f"P[{i}][{j}]" for i in range(k) for j in range(3)]
+    assert rec["shapes"]["P"] == [k, 3]
+    assert rec["value"] == pytest.approx(energy, rel=1e-12)
+    np.testing.assert_allclose(rec["gradient"], grad, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(rec["hessian"], hess, rtol=1e-11, atol=1e-13)
+    H = np.array(rec["hessian"])
+    # Moving every particle by the same vector changes no length: H t = 0.
+    for axis in range(3):
+        t = np.zeros((k, 3))
+        t[:, axis] = 1.0
+        np.testing.assert_allclose(H @ t.reshape(-1), 0.0, atol=1e-12)
+
+
+def test_springs_header_point():
+    # Spring 0 along x stretched to 1.5, spring 1 along y stretched to 2 (kappa 2, L 1).
+    (rec,) = run_here("hess", "-f", "samples/springs.jac", "--wrt", "P",
+                      "--at", "P=[[0,0,0],[1.5,0,0],[1.5,2,0]],kappa=2,L=1")
+    assert rec["value"] == pytest.approx(0.25 + 1.0, rel=1e-15)
+    np.testing.assert_allclose(rec["gradient"], [-1, 0, 0, 1, -2, 0, 0, 2, 0], atol=1e-15)
+    x_block = np.diag([2, 2 / 3, 2 / 3])          # kappa (u u^T + (1 - 1/1.5)(I - u u^T))
+    y_block = np.diag([1, 2, 1])                  # kappa (u u^T + (1 - 1/2)(I - u u^T))
+    expected = np.block([[x_block, -x_block, np.zeros((3, 3))],
+                         [-x_block, x_block + y_block, -y_block],
+                         [np.zeros((3, 3)), -y_block, y_block]])
+    np.testing.assert_allclose(rec["hessian"], expected, rtol=1e-15, atol=1e-15)
+
+
+def rotation_ref(w: np.ndarray) -> np.ndarray:
+    """exp of the skew matrix of w, by its Taylor series (not Rodrigues' formula)."""
+    W = np.array([[0, -w[2], w[1]], [w[2], 0, -w[0]], [-w[1], w[0], 0]])
+    R, term = np.eye(3), np.eye(3)
+    for n in range(1, 40):
+        term = term @ W / n
+        R = R + term
+    return R
+
+
+@pytest.mark.parametrize("w", [[0, 0, 0.5], [0.3, -0.2, 0.6], [2.0, 1.0, -1.5],
+                               [0, np.pi, 0], [1e-3, 0, 2e-3]])
+def test_rotation_jacobian_in_v_is_the_rotation_matrix(w):
+    w = np.array(w, dtype=float)
+    v = np.array([1.0, 2.0, 3.0])
+    (rec,) = run_here("jac", "-f", "samples/rotation.jac", "--wrt", "v",
+                      "--at", at_arrays(w=w, v=v))
+    R = rotation_ref(w)
+    assert rec["outputs"] == ["y[0]", "y[1]", "y[2]"]
+    np.testing.assert_allclose(rec["value"], R @ v, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(rec["jacobian"], R, rtol=1e-12, atol=1e-12)
+    J = np.array(rec["jacobian"])
+    np.testing.assert_allclose(J.T @ J, np.eye(3), atol=1e-14)   # a rotation:
+    assert np.linalg.det(J) == pytest.approx(1.0, rel=1e-14)    # orthogonal, det 1
+
+
+def test_rotation_about_z_by_half_a_radian():
+    (rec,) = run_here("jac", "-f", "samples/rotation.jac", "--wrt", "v",
+                      "--at", "w=[0,0,0.5],v=[1,2,3]")
+    c, s = np.cos(0.5), np.sin(0.5)
+    np.testing.assert_allclose(rec["jacobian"], [[c, -s, 0], [s, c, 0], [0, 0, 1]],
+                               rtol=1e-15, atol=1e-16)
+
+
+@pytest.mark.parametrize("w", [[0.3, -0.2, 0.6], [2.0, 1.0, -1.5]])
+def test_rotation_jacobian_in_w_matches_central_differences(w):
+    v = np.array([1.0, 2.0, 3.0])
+    (rec,) = run_here("jac", "-f", "samples/rotation.jac", "--wrt", "w",
+                      "--at", at_arrays(w=w, v=v))
+    expected = central_jacobian(lambda w: rotation_ref(w) @ v, np.array(w, dtype=float))
+    np.testing.assert_allclose(rec["jacobian"], expected, rtol=1e-7, atol=1e-8)
+
+
+def mlp_ref(W1, b1, W2, b2, x, y):
+    """The loss of the 2-layer tanh network and its gradient, by backpropagation written
+    out by hand, flat in the order W1, b1, W2, b2 (each row-major)."""
+    hidden = np.tanh(W1 @ x + b1)
+    error = W2 @ hidden + b2 - y
+    d_yhat = 2 * error
+    d_pre = d_yhat * W2 * (1 - hidden ** 2)
+    grad = np.concatenate([np.outer(d_pre, x).ravel(), d_pre, d_yhat * hidden, [d_yhat]])
+    return error ** 2, grad
+
+
+MLP_NAMES = ("W1", "b1", "W2", "b2")
+
+
+def test_mlp_over_the_points_of_its_csv():
+    weights = json.loads((SAMPLES / "mlp_weights.json").read_text())
+    assert list(weights) == list(MLP_NAMES)
+    table = np.genfromtxt(SAMPLES / "mlp_points.csv", delimiter=",", names=None,
+                          skip_header=1)
+    assert (SAMPLES / "mlp_points.csv").read_text().splitlines()[0] == "x[0],x[1],y"
+    recs = run_here("grad", "-f", "samples/mlp.jac", "--wrt", ",".join(MLP_NAMES),
+                    "--at", "@samples/mlp_weights.json", "--points", "samples/mlp_points.csv")
+    assert len(recs) == len(table) == 4
+    W = [np.array(weights[name], dtype=float) for name in MLP_NAMES]
+    for rec, row in zip(recs, table):
+        assert rec["at"]["x"] == list(row[:2]) and rec["at"]["y"] == row[2]
+        loss, grad = mlp_ref(*W, row[:2], row[2])
+        assert len(rec["gradient"]) == 6 + 3 + 3 + 1
+        assert rec["value"] == pytest.approx(loss, rel=1e-12)
+        np.testing.assert_allclose(rec["gradient"], grad, rtol=1e-11, atol=1e-15)
+
+
+def test_mlp_with_other_sizes_and_weights(tmp_path):
+    rng = np.random.default_rng(7)
+    d, h, count = 3, 5, 6
+    W = [rng.normal(size=(h, d)), rng.normal(size=h), rng.normal(size=h), float(rng.normal())]
+    weights = tmp_path / "weights.json"
+    weights.write_text(json.dumps({n: np.asarray(v).tolist() for n, v in zip(MLP_NAMES, W)}))
+    xs, ys = rng.normal(size=(count, d)), rng.normal(size=count)
+    columns = {f"x[{j}]": xs[:, j] for j in range(d)}
+    columns["y"] = ys
+    recs = run_here("grad", "-f", "samples/mlp.jac", "--wrt", ",".join(MLP_NAMES),
+                    "--at", f"@{weights}", "--points", "-", input=points_csv(columns))
+    assert len(recs) == count
+    for rec, x, y in zip(recs, xs, ys):
+        loss, grad = mlp_ref(*W, x, y)
+        assert rec["value"] == pytest.approx(loss, rel=1e-12)
+        np.testing.assert_allclose(rec["gradient"], grad, rtol=1e-10, atol=1e-14)
+
+
 # --- samples/points.csv --------------------------------------------------------------
 
 def test_points_csv_through_rosenbrock():
@@ -259,7 +563,11 @@ def test_the_required_samples_exist():
     names = {p.name for p in sample_files()}
     assert {"polar.jac", "softmax.jac", "rosenbrock.jac", "logistic_loss.jac",
             "robot_arm.jac", "neuron.jac"} <= names
-    assert (SAMPLES / "points.csv").is_file()
+    assert {"softmax_vec.jac", "neuron_vec.jac", "robot_arm_vec.jac",
+            "logistic_loss_vec.jac", "mlp.jac", "least_squares.jac", "springs.jac",
+            "rotation.jac"} <= names
+    for data in ("points.csv", "mlp_points.csv", "mlp_weights.json"):
+        assert (SAMPLES / data).is_file()
 
 
 @pytest.mark.parametrize("path", sample_files(), ids=lambda p: p.name)
@@ -282,6 +590,7 @@ def test_sample_header_commands_run_cleanly(path):
                 pass                               # a CSV header word
 
 
-@pytest.mark.parametrize("name", [p.name for p in sample_files()] + ["points.csv"])
+@pytest.mark.parametrize("name", [p.name for p in sample_files()]
+                         + ["points.csv", "mlp_points.csv", "mlp_weights.json"])
 def test_every_sample_is_in_the_readme(name):
     assert f"samples/{name}" in README.read_text()
