@@ -333,8 +333,8 @@ def test_graph_at_adds_values():
 
 def _is_scalar_sample(path: Path) -> bool:
     """A sample of scalars only: no array operation in it, no array in its header's --at.
-    (`tape --explain` on arrays is landing separately; until it has, the samples of
-    arrays are left out of the --explain tests below.)"""
+    (The samples of arrays have their own --explain test below: their adjoints are
+    arrays.)"""
     from jacli.points import parse_at
 
     if jacli.compile(path.read_text()).uses_arrays:
@@ -348,28 +348,41 @@ def _is_scalar_sample(path: Path) -> bool:
 SCALAR_SAMPLES = sorted(p for p in SAMPLES.glob("*.jac") if _is_scalar_sample(p))
 
 
-def _explain_commands():
-    """One point per scalar sample: its first header command with --at and no --points."""
+def _explain_commands(scalar: bool):
+    """One point per sample (of scalars, or of arrays): its first header command with
+    --at and no --points."""
     chosen, seen = [], set()
     for param in HEADER_COMMANDS:
         args = param.values[0]
         sample = Path(args[2])
         if "--points" in args or "--at" not in args or sample in seen \
-                or sample not in SCALAR_SAMPLES:
+                or (sample in SCALAR_SAMPLES) != scalar:
             continue
         seen.add(sample)
         chosen.append(pytest.param(_without_format(args[1:]), id=sample.stem))
     return chosen
 
 
-EXPLAIN_COMMANDS = _explain_commands()
+EXPLAIN_COMMANDS = _explain_commands(scalar=True)
+ARRAY_EXPLAIN_COMMANDS = _explain_commands(scalar=False)
 
 
 def test_every_sample_has_an_explain_point():
-    # Every scalar sample; the samples of arrays join once tape --explain takes arrays.
     assert len(EXPLAIN_COMMANDS) == len(SCALAR_SAMPLES) >= 6
-    assert {"mlp.jac", "springs.jac", "softmax_vec.jac"}.isdisjoint(
-        p.name for p in SCALAR_SAMPLES)
+    samples = set(SAMPLES.glob("*.jac"))
+    assert len(ARRAY_EXPLAIN_COMMANDS) == len(samples) - len(SCALAR_SAMPLES) >= 8
+
+
+@pytest.mark.parametrize("args", ARRAY_EXPLAIN_COMMANDS)
+def test_explain_of_an_array_sample_ends_with_the_rows_of_its_jacobian(args):
+    steps = records(ok("tape", *args, "--explain", "--format", "json"))
+    reference = json.loads(ok("jac", *args, "--format", "json"))
+    finals = [s for s in steps if "gradient" in s]
+    # one backward sweep per output component, each ending with that row of the Jacobian
+    assert len(finals) == len(reference["outputs"])
+    for final, row in zip(finals, reference["jacobian"]):
+        assert list(final["gradient"]) == reference["inputs"]
+        assert np.allclose(list(final["gradient"].values()), row, rtol=1e-13, atol=1e-15)
 
 
 def _option(args: list[str], name: str) -> str | None:
