@@ -207,10 +207,11 @@ class SimplifyingOps(NodeOps):
             return self.apply("reshape", first.args, (result,))
         if op == "index":
             return self._array_index(args[0], params[0], result)
-        if op == "sum_to" and result == () and self._one_hot(args[0]) is not None:
-            value, spec, _ = self._one_hot(args[0])
-            if all(type(k) is int for k in spec):
-                return self.apply("sum", (value,), (None,)) if shapes[value] else value
+        hot = self._one_hot(args[0]) if op in ("sum", "sum_to") else None
+        if hot is not None and all(type(k) is int for k in hot[1]) and (
+                result == () if op == "sum_to" else params[0] is None or len(hot[2]) == 1):
+            value = hot[0]   # the sum of a one-hot over all its axes: its one value
+            return self.apply("sum", (value,), (None,)) if shapes[value] else value
         if op in ("matmul", "dot", "outer"):
             return self._array_product(op, args, result)
         if op == "stack":
@@ -223,9 +224,17 @@ class SimplifyingOps(NodeOps):
         if node.op == "index_scatter":
             if node.params[0] == spec:
                 return node.args[0]
-            theirs = node.params[0]
-            if len(theirs) == len(spec) and all(type(k) is int for k in theirs + spec):
-                return self.zero(result)
+            theirs, shape = node.params[0], shapes[base]
+            if all(type(k) is int for k in theirs + spec):   # one place read at another
+                common = min(len(theirs), len(spec))
+                if any(a % n != b % n for a, b, n in zip(theirs, spec, shape)):
+                    return self.zero(result)
+                if len(theirs) > common:   # the place lies inside what is read
+                    return self.apply("index_scatter", node.args,
+                                      (theirs[common:], shape[common:]))
+                if len(spec) > common:
+                    return self.apply("index", node.args, (spec[common:],))
+                return node.args[0]
         if node.op == "stack" and spec and type(spec[0]) is int:
             element = node.args[spec[0]]
             return element if len(spec) == 1 else self.apply("index", (element,), (spec[1:],))
@@ -271,6 +280,18 @@ class SimplifyingOps(NodeOps):
             return self.apply("mul", (value, self.apply("index", (args[other],), (spec,))))
         return None
 
+    def _row_scaled(self, row, k: int) -> tuple[int, int] | None:
+        """(p, A) if `row` is p[k]*A[k] (either order), else None."""
+        if row.op != "mul":
+            return None
+        parts = [self.tape.nodes[a] for a in row.args]
+        if not all(p.op == "index" and p.params == ((k,),) for p in parts):
+            return None
+        p, a = (part.args[0] for part in parts)
+        if len(self.tape.shapes[p]) != 1:
+            p, a = a, p
+        return (p, a) if len(self.tape.shapes[p]) == 1 else None
+
     def _array_stack(self, args: tuple) -> int | None:
         """[A[0], A[1], ...] -> A; rows one-hot on the diagonal -> diag([...])."""
         nodes, shapes = self.tape.nodes, self.tape.shapes
@@ -279,6 +300,11 @@ class SimplifyingOps(NodeOps):
         if all(r.op == "index" and r.params == ((k,),) and r.args == rows[0].args
                for k, r in enumerate(rows)) and shapes[rows[0].args[0]][0] == n:
             return rows[0].args[0]
+        halves = [self._row_scaled(r, k) for k, r in enumerate(rows)]
+        if all(h is not None and h == halves[0] for h in halves) and \
+                shapes[halves[0][0]] == (n,) and shapes[halves[0][1]][0] == n:
+            scale, matrix = halves[0]   # [p[0]*A[0], p[1]*A[1], ...] -> diag(p) @ A
+            return self.apply("matmul", (self.apply("diag", (scale,)), matrix))
         if all(r.op == "index_scatter" and r.params == ((k,), (n,))
                and shapes[r.args[0]] == () for k, r in enumerate(rows)):
             return self.apply("diag", (self.apply("stack", tuple(r.args[0] for r in rows)),))
