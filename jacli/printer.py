@@ -5,6 +5,9 @@ its arguments' texts, with the fewest parentheses the grammar needs. A node beco
 a `let` when it is used more than once (common subexpressions), when the user named
 it with `let` or as an output in the source, or when its text nests too deep to read;
 so the printed program grows linearly with the tape, never exponentially.
+Array primitives print as the language writes them (`A @ x`, `x[1:]`, `sum(a, axis=0)`,
+`[a, b]`); the internal ones that move or sum entries (broadcast_to, reshape, a scatter
+into zeros, ...) as a literal of their entries, unless a call says it (`transpose`).
 """
 
 from __future__ import annotations

@@ -23,6 +23,12 @@ by hand, constants folded and first, one division last (3*(2*x) -> 6*x, a*(b/c) 
 a/b/c -> a/(b*c), x*x -> x^2). Regrouping a product may change its rounding (by a few
 units in the last place; at overflow or underflow, more), so Hessians do not use it;
 the README's "Derivatives as programs" says where the printed values may differ.
+
+On arrays, `jacli diff` takes the derivative of an array output one component at a time
+(`jacobian_nodes`: a sweep from a one-hot cotangent per component, the rows stacked), and
+`readable` adds rules for arrays (`_array`, `_array_elementwise`): a one-hot and a
+structural zero carried through products, sums and reads; reshapes, transposes and
+broadcasts that cancel; [A[0], A[1]] -> A; rows one-hot on the diagonal -> diag(v).
 """
 
 from __future__ import annotations

@@ -294,3 +294,20 @@ def test_scalar_programs_and_scalar_latex_are_unchanged():
     assert diff("x^2", "--format", "latex").startswith("\\begin{align*}")
     # a scalar program given a vector: its output is a vector, its Jacobian diagonal
     assert diff("x^2", "--shape", "x=3") == "d_f1_d_x = diag(2*x)\n"
+
+
+@pytest.mark.parametrize("steps", [["sin({v})"], ["W @ {v}", "tanh({v})"],
+                                   ["[{v}[2], {v}[0]*s, {v}[1]]", "{v}*x"], ["softmax({v})"]])
+def test_order_2_of_a_vector_output_holds_each_components_hessian(steps):
+    # d2 out / dx dx has shape (3, 3, 3): slice i is the Hessian of out[i] (hess of a
+    # program that names out[i] as its output)
+    source = program_text(steps, "{v}")
+    point = {k: v for k, v in random_point(7).items() if k in jacli.compile(source).variables}
+    text = diff(source, "--wrt", "x", "--order", "2", *shape_option(point))
+    got = evaluate(text, point)["d2_out_d_x_d_x"]
+    assert got.shape == (3, 3, 3)
+    values = {k: np.asarray(v, float) for k, v in point.items()}
+    for i in range(3):
+        component = jacli.compile(source + f"o = out[{i}]\n")
+        ref = component.hessian(values, ["x"], "o", batch=False).hessian
+        close(got[i], ref, f"component {i}\n{text}")
