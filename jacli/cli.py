@@ -763,8 +763,9 @@ def _run_diff(job: _Job, order: int, fmt: str, output: str | None) -> int:
     if output and Path(output).suffix.lower() in (".npy", ".npz"):
         raise JacliError("the derivative program is text: write it to .jac or .txt",
                          origin="-o")
-    _refuse_arrays(job, "diff")
-    result = derivatives(job.program, job.outputs, job.inputs, order)
+    # a program of arrays, or --shape: each derivative an array, shaped as jax.jacobian's
+    shapes = job.shapes if job.given_arrays() else None
+    result = derivatives(job.program, job.outputs, job.inputs, order, shapes)
     text = {"jacli": to_jacli, "latex": to_latex, "json": to_json}[fmt](result)
     with target(output) as f:
         f.write(text)

@@ -5,6 +5,9 @@ its arguments' texts, with the fewest parentheses the grammar needs. A node beco
 a `let` when it is used more than once (common subexpressions), when the user named
 it with `let` or as an output in the source, or when its text nests too deep to read;
 so the printed program grows linearly with the tape, never exponentially.
+Array primitives print as the language writes them (`A @ x`, `x[1:]`, `sum(a, axis=0)`,
+`[a, b]`); the internal ones that move or sum entries (broadcast_to, reshape, a scatter
+into zeros, ...) as a literal of their entries, unless a call says it (`transpose`).
 """
 
 from __future__ import annotations
@@ -13,8 +16,13 @@ import json
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from .api import Program
-from .symbolic import SimplifyingOps, gradient_nodes
+from .errors import JacliError
+from .prims import PRIMITIVES
+from .shapes import infer_shapes
+from .symbolic import SimplifyingOps, jacobian_nodes
 from .tape import CONST, VAR, Tape
 
 SUM, PRODUCT, UNARY, POWER, ATOM = range(1, 6)
@@ -37,20 +45,26 @@ class Derivatives:
 
 
 def derivatives(program: Program, outputs: list[str], wrt: list[str],
-                order: int = 1) -> Derivatives:
-    """d out / d x (order 1) or d2 out / dx dy for x <= y in `wrt` order (order 2)."""
+                order: int = 1, shapes: dict[str, tuple] | None = None) -> Derivatives:
+    """d out / d x (order 1) or d2 out / dx dy for x <= y in `wrt` order (order 2).
+
+    With `shapes` (a program of arrays, or variables given shapes: those not named are
+    scalars), each derivative is an array, of the shape jax.jacobian gives: the output's
+    shape, then each input's (see symbolic.jacobian_nodes)."""
     tape = program.tape.copy()
+    if shapes is not None:
+        tape.set_shapes(shapes, infer_shapes(tape, shapes))
     ops = SimplifyingOps(tape, readable=True)
     taken = set(program.variables) | set(tape.names)
     entries = []
     for out in outputs:
         root = tape.output_node(out)
-        gradient = gradient_nodes(tape, root, wrt, ops)
+        gradient = jacobian_nodes(tape, root, wrt, ops)
         for i, first in enumerate(wrt):
             if order == 1:
                 entries.append((_fresh(f"d_{out}_d_{first}", taken), out, (first,), gradient[i]))
                 continue
-            second = gradient_nodes(tape, gradient[i], wrt[i:], ops)
+            second = jacobian_nodes(tape, gradient[i], wrt[i:], ops)
             for j, other in enumerate(wrt[i:]):
                 name = _fresh(f"d2_{out}_d_{first}_d_{other}", taken)
                 entries.append((name, out, (first, other), second[j]))
@@ -118,6 +132,121 @@ def _jacli_text(op: str, args: list[tuple[str, int]]) -> tuple[str, int]:
     return f"{op}({', '.join(text for text, _ in args)})", ATOM
 
 
+_REDUCTIONS = {"sum": "sum", "mean": "mean", "prod": "prod", "norm": "norm",
+               "logsumexp": "logsumexp", "amax": "max", "amin": "min"}
+#: Internal ops of the array rules that move, copy or sum entries: written as literals.
+_MOVES = ("broadcast_to", "sum_to", "reshape", "swap", "index_scatter", "prod_others",
+          "prod_others_vjp")
+
+
+def _spec_text(spec: tuple) -> str:
+    """An index spec (ints and (start, stop, step) triples) as written: `1, ::-1`."""
+    parts = []
+    for item in spec:
+        if type(item) is int:
+            parts.append(str(item))
+            continue
+        start, stop, step = ("" if v is None else str(v) for v in item)
+        parts.append(f"{start}:{stop}" + (f":{step}" if step else ""))
+    return ", ".join(parts)
+
+
+def _literal(shape: tuple, entries: list[str]) -> str:
+    """A nested literal of `shape` from its entries' texts, row-major (a loop: ranks and
+    sizes are the user's)."""
+    level = list(entries)
+    for size in reversed(shape):
+        level = ["[" + ", ".join(level[k:k + size]) + "]" for k in range(0, len(level), size)]
+    return level[0]
+
+
+def _entry(base: str, level: int, shape: tuple, flat: int) -> str:
+    """The text of entry `flat` (row-major) of a value of `shape` written `base`."""
+    if not shape:
+        return base
+    index = ", ".join(str(int(k)) for k in np.unravel_index(flat, shape))
+    return f"{_wrap(base, level, ATOM)}[{index}]"
+
+
+def _array_text(node, args: list[tuple[str, int]], shapes: list[tuple],
+                result: tuple) -> tuple[str, int]:
+    """jacli text of an array primitive; the internal ones that move, copy or sum entries
+    as a literal of the result's entries, unless a call says it (transpose, sum)."""
+    op, params = node.op, node.params
+    if op == "stack":
+        return "[" + ", ".join(text for text, _ in args) + "]", ATOM
+    if op == "index":
+        return f"{_wrap(args[0][0], args[0][1], ATOM)}[{_spec_text(params[0])}]", ATOM
+    if op == "matmul":
+        (left, left_level), (right, right_level) = args
+        return (f"{_wrap(left, left_level, PRODUCT)} @ {_wrap(right, right_level, PRODUCT + 1)}",
+                PRODUCT)
+    if op in _REDUCTIONS or op == "softmax":
+        axis = params[0]
+        default = -1 if op == "softmax" else None
+        keyword = "" if axis == default else f", axis={axis}"
+        return f"{_REDUCTIONS.get(op, op)}({args[0][0]}{keyword})", ATOM
+    if op not in _MOVES:
+        return f"{op}({', '.join(text for text, _ in args)})", ATOM
+    (text, level), shape = args[0], shapes[0]
+    ids = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+    if op == "swap" and len(shape) == 2:
+        return f"transpose({text})", ATOM
+    if op == "broadcast_to" and shape == result[len(result) - len(shape):]:   # copies
+        return _literal(result[:len(result) - len(shape)], [text] * math.prod(
+            result[:len(result) - len(shape)])), ATOM
+    if op == "sum_to" and result == ():
+        return f"sum({text})", ATOM
+    if op == "sum_to":   # each entry the sum of the entries broadcast from it
+        sources = np.broadcast_to(
+            np.arange(math.prod(result)).reshape(result), shape).reshape(-1)
+        terms: list[list[int]] = [[] for _ in range(math.prod(result))]
+        for k, target in enumerate(sources):
+            terms[target].append(k)
+        return _literal(result, [" + ".join(_entry(text, level, shape, k) for k in t)
+                                 for t in terms]), ATOM
+    spec = params[0] if op == "index_scatter" else ()
+    if spec and all(type(k) is int for k in spec):   # the argument at one place, zeros
+        lead, rest = result[:len(spec)], result[len(spec):]
+        zeros = _literal(rest, ["0"] * math.prod(rest))
+        place = np.ravel_multi_index(tuple(k % n for k, n in zip(spec, lead)), lead)
+        return _literal(lead, [text if k == place else zeros
+                               for k in range(math.prod(lead))]), ATOM
+    if op == "prod_others":
+        return _prod_others_text(text, level, shape, params[0]), ATOM
+    if op == "prod_others_vjp":
+        raise JacliError("diff cannot write the second derivative of prod(...) of an array "
+                         "as a program yet", origin="--order")
+    if op == "broadcast_to":
+        source = np.broadcast_to(ids.reshape((1,) * (len(result) - len(shape)) + shape), result)
+    elif op == "reshape":
+        source = ids.reshape(result)
+    elif op == "swap":
+        source = np.swapaxes(ids, -1, -2)
+    else:   # index_scatter: zeros but where the spec puts the argument
+        source = np.full(result, -1, dtype=np.int64)
+        source[tuple(slice(*item) if isinstance(item, tuple) else item
+                     for item in params[0])] = ids
+    return _literal(result, ["0" if k < 0 else _entry(text, level, shape, k)
+                             for k in source.reshape(-1)]), ATOM
+
+
+def _prod_others_text(text: str, level: int, shape: tuple, axis) -> str:
+    """prod_others(x): each entry the product of the other entries (all of them, or
+    along `axis`)."""
+    ids = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+    if axis is None or not shape:
+        groups = [ids.reshape(-1)]
+    else:
+        groups = list(np.moveaxis(ids, axis, -1).reshape(-1, shape[axis]))
+    entries = [""] * math.prod(shape)
+    for group in groups:
+        for k in group:
+            others = [_entry(text, level, shape, j) for j in group if j != k]
+            entries[k] = "*".join(others) or "1"
+    return _literal(shape, entries) if shape else entries[0]
+
+
 _LATEX_FUNCTIONS = {"asin": "\\arcsin", "acos": "\\arccos", "atan": "\\arctan", "log": "\\ln"}
 
 
@@ -174,14 +303,14 @@ class Statement:
 def statements(d: Derivatives, latex: bool = False) -> list[Statement]:
     """Lets and outputs, in an order where every name is defined before it is used.
     The same nodes become lets in both forms: the choice is made on the jacli text."""
-    nodes = d.tape.nodes
+    nodes, shapes = d.tape.nodes, d.tape.shapes
     roots = [node for *_, node in d.entries]
     needed = d.tape.dependencies(roots)
     uses = [0] * len(nodes)
     for index, node in enumerate(nodes):
         if needed[index]:
-            for arg in node.args:
-                uses[arg] += 1
+            for arg in node.args:   # a literal of entries names its argument's text again
+                uses[arg] += 2 if node.op in _MOVES else 1
     for root in roots:
         uses[root] += 1
     taken = {name for name, *_ in d.entries} | set(d.names.values()) | {
@@ -203,7 +332,11 @@ def statements(d: Derivatives, latex: bool = False) -> list[Statement]:
             plain[index], depth[index] = _number(node.value), 0
             typeset[index] = _number(node.value, True)
             continue
-        plain[index] = _jacli_text(node.op, [plain[a] for a in node.args])
+        if shapes is not None and (node.params or PRIMITIVES[node.op].shape is not None):
+            plain[index] = _array_text(node, [plain[a] for a in node.args],
+                                       [shapes[a] for a in node.args], shapes[index])
+        else:
+            plain[index] = _jacli_text(node.op, [plain[a] for a in node.args])
         depth[index] = 1 + max(depth[a] for a in node.args)
         if latex and node.op == "div":
             top, bottom = _latex_fraction(*[fractions.get(a, (typeset[a], None))
@@ -268,7 +401,14 @@ def to_jacli(d: Derivatives) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _arrays(d: Derivatives) -> bool:
+    return d.tape.shapes is not None and any(d.tape.shapes[node] for *_, node in d.entries)
+
+
 def to_latex(d: Derivatives) -> str:
+    if _arrays(d):
+        raise JacliError("diff --format latex writes scalar derivatives only; an array "
+                         "derivative is written by --format jacli or json", origin="--format")
     lines = []
     for statement in statements(d, latex=True):
         if statement.kind == "let":
@@ -296,4 +436,10 @@ def to_json(d: Derivatives) -> str:
             name, out, wrt, _ = statement.entry
             derivatives_.append({"name": name, "output": out, "wrt": list(wrt),
                                  "expr": statement.text})
-    return json.dumps({"inputs": d.inputs, "lets": lets, "derivatives": derivatives_}) + "\n"
+            if _arrays(d):   # each derivative's shape: the output's, then the inputs'
+                derivatives_[-1]["shape"] = list(d.tape.shapes[statement.entry[3]])
+    document = {"inputs": d.inputs, "lets": lets, "derivatives": derivatives_}
+    if _arrays(d):
+        document["shapes"] = {name: list(d.tape.variable_shapes.get(name, ()))
+                              for name in d.inputs}
+    return json.dumps(document) + "\n"

@@ -23,6 +23,12 @@ by hand, constants folded and first, one division last (3*(2*x) -> 6*x, a*(b/c) 
 a/b/c -> a/(b*c), x*x -> x^2). Regrouping a product may change its rounding (by a few
 units in the last place; at overflow or underflow, more), so Hessians do not use it;
 the README's "Derivatives as programs" says where the printed values may differ.
+
+On arrays, `jacli diff` takes the derivative of an array output one component at a time
+(`jacobian_nodes`: a sweep from a one-hot cotangent per component, the rows stacked), and
+`readable` adds rules for arrays (`_array`, `_array_elementwise`): a one-hot and a
+structural zero carried through products, sums and reads; reshapes, transposes and
+broadcasts that cancel; [A[0], A[1]] -> A; rows one-hot on the diagonal -> diag(v).
 """
 
 from __future__ import annotations
@@ -84,6 +90,7 @@ class SimplifyingOps(NodeOps):
         self.readable = readable
         self.origin: tuple[int, bool] | None = None   # (entry, chain rule?) of new nodes
         self.origins: dict[int, tuple[int, bool]] = {}
+        self.zeros: set[int] = set()   # structural zeros of array derivatives (readable)
         # Nodes of the source that depend on no variable (`2^3^2`, `-2`) are constants too.
         self.constants: dict[int, float] = {}
         with np.errstate(all="ignore"):
@@ -109,21 +116,205 @@ class SimplifyingOps(NodeOps):
     def apply(self, op: str, args: tuple[int, ...], params: tuple = ()) -> int:
         args = tuple(args)
         shapes = self.tape.shapes
-        if params or PRIMITIVES[op].shape is not None:   # array primitives: as they are
-            return self._new(op, args, params)
+        if params or PRIMITIVES[op].shape is not None:   # array primitives
+            simpler = self._array(op, args, params) if self.readable else None
+            return self._new(op, args, params) if simpler is None else simpler
         if shapes is None or all(shapes[a] == () for a in args):
             return self._elementwise(op, args)
         # an elementwise node on arrays: simplified as on scalars, but it keeps its shape
         # (x^0 -> 1 would lose it)
         expected = node_shape(op, [shapes[a] for a in args])
-        readable, self.readable = self.readable, False   # diff of arrays: later work
-        try:
+        index = self._array_elementwise(op, args, expected) if self.readable else None
+        if index is None:
             index = self._elementwise(op, args)
-        finally:
-            self.readable = readable
         if shapes[index] != expected:
             index = self._new("broadcast_to", (index,), (expected,))
         return index
+
+    # --- arrays in readable form (jacli diff) -------------------------------------------
+    # The derivative of an array output is built one component at a time, each sweep
+    # seeded by a one-hot cotangent index_scatter(1, (i,), shape): these rules carry the
+    # one-hot through (so its zeros are structural, as a rule's symbolic zero: they stay 0
+    # where a partial is inf or nan), and undo the reshapes and transposes that the
+    # rules of @ make, so that d/dx W@x reads W and d/dx sin(x) diag(cos(x)).
+
+    def zero(self, shape: tuple) -> int:
+        """A structural zero of `shape` (no contribution), written as zeros."""
+        index = self._new("broadcast_to", (self.tape.const(0.0),), (tuple(shape),))
+        self.zeros.add(index)
+        return index
+
+    def _one_hot(self, index: int):
+        """(value, spec, shape) of an index_scatter node, else None."""
+        node = self.tape.nodes[index]
+        return (node.args[0], *node.params) if node.op == "index_scatter" else None
+
+    def _array_elementwise(self, op: str, args: tuple, expected: tuple) -> int | None:
+        shapes, zeros = self.tape.shapes, self.zeros
+        if op in ("mul", "div") and (args[0] in zeros or (op == "mul" and args[1] in zeros)):
+            return self.zero(expected)
+        if op in ("add", "sub") and args[1] in zeros:
+            return args[0]
+        if op == "add" and args[0] in zeros:
+            return args[1]
+        if op == "sub" and args[0] in zeros:
+            return self.apply("neg", (args[1],))
+        if op == "neg" and args[0] in zeros:
+            return args[0]
+        hot = [self._one_hot(a) for a in args]
+        for mine in ((0, 1) if op == "mul" else (0,) if op in ("div", "neg") else ()):
+            if hot[mine] is None:
+                continue
+            value, spec, shape = hot[mine]
+            if shape != expected:
+                continue
+            others = []
+            for a in args[:mine] + args[mine + 1:]:
+                if shapes[a] not in ((), shape):
+                    break
+                others.append(a if shapes[a] == () else self.apply("index", (a,), (spec,)))
+            else:
+                inner = [value] if op == "neg" else (
+                    [value] + others if mine == 0 else others + [value])
+                return self.apply("index_scatter", (self.apply(op, tuple(inner)),),
+                                  (spec, shape))
+        for position, a in enumerate(args):   # op(broadcast_to(a, S), b) -> op(a, b)
+            node = self.tape.nodes[a]
+            if node.op == "broadcast_to" and a not in zeros:
+                rest = [shapes[b] for b in args[:position] + args[position + 1:]]
+                if node_shape(op, [shapes[node.args[0]]] + rest) == expected:
+                    new = args[:position] + (node.args[0],) + args[position + 1:]
+                    return self.apply(op, new)
+        return None
+
+    def _array(self, op: str, args: tuple, params: tuple) -> int | None:
+        """A simpler node equal to op(args, params), or None (readable form only)."""
+        tape, shapes, zeros = self.tape, self.tape.shapes, self.zeros
+        if shapes is None:
+            return None
+        nodes = tape.nodes
+        result = node_shape(op, [shapes[a] for a in args], params)
+        linear = op in ("index", "index_scatter", "broadcast_to", "sum_to", "reshape", "swap",
+                        "transpose", "sum", "mean", "diag", "trace", "matmul", "outer", "dot")
+        if args and linear and any(a in zeros for a in args) or (
+                op == "stack" and all(a in zeros for a in args)):
+            return self.zero(result)
+        first = nodes[args[0]] if args else None
+        if op in ("reshape", "broadcast_to", "sum_to") and shapes[args[0]] == result:
+            return args[0]
+        if op == "reshape" and first.op == "reshape":
+            return self.apply("reshape", first.args, params)
+        if op == "broadcast_to" and first.op == "reshape" and shapes[first.args[0]] == ():
+            return self.apply("broadcast_to", first.args, params)
+        if op in ("swap", "transpose") and first.op == op:
+            return first.args[0]
+        if op == "swap" and first.op == "reshape" and len(shapes[first.args[0]]) == 1 \
+                and 1 in result:   # a column turned into a row, or a row into a column
+            return self.apply("reshape", first.args, (result,))
+        if op == "index":
+            return self._array_index(args[0], params[0], result)
+        hot = self._one_hot(args[0]) if op in ("sum", "sum_to") else None
+        if hot is not None and all(type(k) is int for k in hot[1]) and (
+                result == () if op == "sum_to" else params[0] is None or len(hot[2]) == 1):
+            value = hot[0]   # the sum of a one-hot over all its axes: its one value
+            return self.apply("sum", (value,), (None,)) if shapes[value] else value
+        if op in ("matmul", "dot", "outer"):
+            return self._array_product(op, args, result)
+        if op == "stack":
+            return self._array_stack(args)
+        return None
+
+    def _array_index(self, base: int, spec: tuple, result: tuple) -> int | None:
+        node, shapes = self.tape.nodes[base], self.tape.shapes
+        every = (None, None, None)
+        if node.op == "index_scatter":
+            if node.params[0] == spec:
+                return node.args[0]
+            theirs, shape = node.params[0], shapes[base]
+            if all(type(k) is int for k in theirs + spec):   # one place read at another
+                common = min(len(theirs), len(spec))
+                if any(a % n != b % n for a, b, n in zip(theirs, spec, shape)):
+                    return self.zero(result)
+                if len(theirs) > common:   # the place lies inside what is read
+                    return self.apply("index_scatter", node.args,
+                                      (theirs[common:], shape[common:]))
+                if len(spec) > common:
+                    return self.apply("index", node.args, (spec[common:],))
+                return node.args[0]
+        if node.op == "stack" and spec and type(spec[0]) is int:
+            element = node.args[spec[0]]
+            return element if len(spec) == 1 else self.apply("index", (element,), (spec[1:],))
+        if node.op == "swap" and len(shapes[base]) == 2 and len(spec) == 2 \
+                and spec[0] == every and type(spec[1]) is int:
+            return self.apply("index", (node.args[0],), ((spec[1],),))
+        if node.op == "broadcast_to" and shapes[node.args[0]] == ():
+            return self.apply("broadcast_to", node.args, (result,))
+        return None
+
+    def _array_product(self, op: str, args: tuple, result: tuple) -> int | None:
+        nodes, shapes = self.tape.nodes, self.tape.shapes
+        a, b = args
+        sa, sb = shapes[a], shapes[b]
+        na, nb = nodes[a], nodes[b]
+
+        def vector(node):
+            return node.op == "reshape" and len(shapes[node.args[0]]) == 1
+        if op == "matmul":
+            if vector(na) and vector(nb) and sa[1] == 1 and sb[0] == 1:   # column @ row
+                return self.apply("outer", (na.args[0], nb.args[0]))
+            if len(sa) == 2 and vector(nb) and sb[1] == 1:        # A @ v as a column
+                return self.apply("reshape", (self.apply("matmul", (a, nb.args[0])),),
+                                  (result,))
+            if len(sb) == 2 and vector(na) and sa[0] == 1:        # v @ B as a row
+                return self.apply("reshape", (self.apply("matmul", (na.args[0], b)),),
+                                  (result,))
+        hot = [self._one_hot(a), self._one_hot(b)]
+        for mine, other in ((0, 1), (1, 0)):
+            if hot[mine] is None or len(hot[mine][1]) != 1 or type(hot[mine][1][0]) is not int:
+                continue
+            value, (i,), shape = hot[mine]
+            if len(shape) != 1 or shapes[value] != ():
+                continue
+            so = shapes[args[other]]
+            if not (len(so) == 1 or (op == "matmul" and len(so) == 2)):
+                continue
+            if op == "outer":
+                scaled = self.apply("mul", (value, args[other]))
+                spec = (i,) if mine == 0 else ((None, None, None), i)
+                return self.apply("index_scatter", (scaled,), (spec, result))
+            spec = (i,) if (mine == 0 or len(so) == 1) else ((None, None, None), i)
+            return self.apply("mul", (value, self.apply("index", (args[other],), (spec,))))
+        return None
+
+    def _row_scaled(self, row, k: int) -> tuple[int, int] | None:
+        """(p, A) if `row` is p[k]*A[k] (either order), else None."""
+        if row.op != "mul":
+            return None
+        parts = [self.tape.nodes[a] for a in row.args]
+        if not all(p.op == "index" and p.params == ((k,),) for p in parts):
+            return None
+        p, a = (part.args[0] for part in parts)
+        if len(self.tape.shapes[p]) != 1:
+            p, a = a, p
+        return (p, a) if len(self.tape.shapes[p]) == 1 else None
+
+    def _array_stack(self, args: tuple) -> int | None:
+        """[A[0], A[1], ...] -> A; rows one-hot on the diagonal -> diag([...])."""
+        nodes, shapes = self.tape.nodes, self.tape.shapes
+        n = len(args)
+        rows = [nodes[a] for a in args]
+        if all(r.op == "index" and r.params == ((k,),) and r.args == rows[0].args
+               for k, r in enumerate(rows)) and shapes[rows[0].args[0]][0] == n:
+            return rows[0].args[0]
+        halves = [self._row_scaled(r, k) for k, r in enumerate(rows)]
+        if all(h is not None and h == halves[0] for h in halves) and \
+                shapes[halves[0][0]] == (n,) and shapes[halves[0][1]][0] == n:
+            scale, matrix = halves[0]   # [p[0]*A[0], p[1]*A[1], ...] -> diag(p) @ A
+            return self.apply("matmul", (self.apply("diag", (scale,)), matrix))
+        if all(r.op == "index_scatter" and r.params == ((k,), (n,))
+               and shapes[r.args[0]] == () for k, r in enumerate(rows)):
+            return self.apply("diag", (self.apply("stack", tuple(r.args[0] for r in rows)),))
+        return None
 
     def _new(self, op: str, args: tuple[int, ...], params: tuple = ()) -> int:
         length = len(self.tape.nodes)
@@ -421,6 +612,24 @@ def gradient_nodes(tape: Tape, root: int, wrt: list[str], ops: SimplifyingOps) -
         else:
             gradient.append(zero)
     return gradient
+
+
+def jacobian_nodes(tape: Tape, root: int, wrt: list[str], ops: SimplifyingOps) -> list[int]:
+    """Nodes computing d root / d wrt_j in array form, of shape root's + wrt_j's (as
+    jax.jacobian): the gradient for a scalar root; else one reverse sweep per component
+    of root, seeded by indexing it, and the rows stacked as a literal."""
+    shape = tape.shapes[root] if tape.shapes is not None else ()
+    if shape == ():
+        return gradient_nodes(tape, root, wrt, ops)
+    rows = [gradient_nodes(tape, ops.index(root, tuple(int(k) for k in component)), wrt, ops)
+            for component in np.ndindex(*shape)]
+    jacobian = []
+    for j in range(len(wrt)):
+        level = [row[j] for row in rows]
+        for size in reversed(shape):   # the last axis first: rows, then rows of rows
+            level = [ops.stack(*level[k:k + size]) for k in range(0, len(level), size)]
+        jacobian.append(level[0])
+    return jacobian
 
 
 def gradient_tape(tape: Tape, root: int, wrt: list[str]

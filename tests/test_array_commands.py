@@ -123,9 +123,6 @@ def test_check_of_array_points_checks_each_row(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["graph", "sum(x)", "--at", "x=[1,2]"], "--at: `graph` does not take array values yet"),
-    (["diff", "W @ x", "--shape", "x=3,W=2x3"],
-     "--shape: `diff` does not take array shapes yet"),
-    (["diff", "sum(x)^2"], "`diff` does not take programs of arrays yet"),
 ])
 def test_views_not_yet_array_aware_refuse_arrays_with_one_line(args, message):
     code, out, err = invoke_jacli(*args)
