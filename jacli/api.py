@@ -385,6 +385,38 @@ class Program:
             remembered[key] = (pattern, colouring)
         return remembered[key]
 
+    def sparsity(self, shapes: Mapping[str, tuple] | None = None,
+                 wrt: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
+                 hessian: bool = False) -> "Structure":
+        """The structural nonzero pattern of the Jacobian (or, with `hessian`, of one
+        scalar output's Hessian) for variables of `shapes` (others scalars): no values
+        needed. With its colourings' counts (colouring.py)."""
+        from .colouring import colourings, hessian_colouring
+        from .sparsity import jacobian_pattern
+
+        outputs = self.select_outputs(outputs if not hessian else
+                                      self._one_output(outputs[0] if outputs else None,
+                                                       "sparsity --hessian"))
+        inputs = self.select_inputs(wrt, outputs)
+        shapes = {name: tuple(s) for name, s in (shapes or {}).items()}
+        static = self._shape_pass(shapes)
+        in_shapes = [shapes.get(name, ()) for name in inputs]
+        nodes = self._output_nodes(outputs)
+        if hessian:
+            if static is not None:
+                require_scalar_output(self.tape, static, outputs[0], "sparsity --hessian")
+            tape, gradient_nodes, _ = gradient_tape(self.tape, nodes[0], inputs)
+            pattern = jacobian_pattern(tape, gradient_nodes, inputs, in_shapes)
+        else:
+            pattern = jacobian_pattern(self.tape, nodes, inputs, in_shapes)
+        forward, reverse = colourings(pattern)
+        cols = [c for name, s in zip(inputs, in_shapes) for c in components(name, s)]
+        rows = cols if hessian else [
+            c for name, node in zip(outputs, nodes)
+            for c in components(name, static[node] if static is not None else ())]
+        return Structure(pattern, rows, cols, forward.count, reverse.count,
+                         hessian_colouring(pattern).count if hessian else None)
+
     @staticmethod
     def _run_compressed(kind, pattern, colouring, tape, env, size, nodes, inputs, log,
                         arrays):
@@ -494,6 +526,16 @@ class Program:
                      {key: scalar(v) for key, v in partials.cache.items()},
                      [[scalar(a) for a in adjoints] for adjoints in sweep.adjoints],
                      sweep.jacobian[0], log.warnings)
+
+
+class Structure(NamedTuple):
+    """A Jacobian's (or Hessian's) structural nonzeros and what colouring saves."""
+    pattern: object              # sparsity.Sparsity: COO rows, cols, shape (m, n)
+    rows: list[str]              # the m rows' component names
+    cols: list[str]              # the n columns'
+    forward: int                 # forward sweeps with the columns coloured (n dense)
+    reverse: int                 # reverse sweeps with the rows coloured (m dense)
+    hessian: int | None = None   # a Hessian's sweeps (star or distance-2 colouring)
 
 
 def components(name: str, shape: tuple) -> list[str]:

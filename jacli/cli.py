@@ -144,6 +144,10 @@ EXAMPLES = {
               "jacli graph 'x*y + sin(x)' --at x=1,y=2"],
     "tape": ["jacli tape 'x^2*y + sin(z)' --at x=1,y=2,z=3",
              "jacli tape 'sin(x)*x' --at x=2 --format json | jq -c ."],
+    "sparsity": ["jacli sparsity 'x[1:] - x[:-1]^2' --shape x=6",
+                 "jacli sparsity 'sum((x[1:] - x[:-1]^2)^2)' --shape x=1000 --hessian "
+                 "--format json",
+                 "jacli jac 'exp(x)*sin(x)' --at x=[1,2,3] --sparse --format json"],
 }
 
 
@@ -676,6 +680,13 @@ DiffFormatOpt = Annotated[DiffFormat, typer.Option(
 GraphFormatOpt = Annotated[GraphFormat, typer.Option(
     "--format", case_sensitive=False, help="Graphviz DOT or Mermaid.")]
 
+SparseOpt = Annotated[bool, typer.Option(
+    "--sparse", help="Only the structural nonzeros, in COO order: json rows, cols, values; "
+    "csv a column per nonzero; .npz as scipy.sparse.load_npz reads (README, The "
+    "Jacobian's structure).")]
+HessianOpt = Annotated[bool, typer.Option(
+    "--hessian", help="The pattern of the Hessian of one scalar output.")]
+
 _COMMON = [("program", ProgramArg, None), ("file", FileOpt, None), ("at", AtOpt, None),
            ("shape", ShapeOpt, None)]
 _COMMON_ONCE = [("program", ProgramArg, None), ("file", FileOpt, None), ("at", AtOnceOpt, None),
@@ -693,9 +704,10 @@ COMMANDS = {
     "grad": ("Value and gradient of one scalar output at each point.",
              _COMMON + _BATCH + _SELECT + _WRITE),
     "jac": ("Values and the Jacobian (outputs x inputs) at each point.",
-            _COMMON + _BATCH + _SELECT + [("mode", ModeOpt, Mode.auto)] + _WRITE),
+            _COMMON + _BATCH + _SELECT + [("mode", ModeOpt, Mode.auto),
+                                          ("sparse", SparseOpt, False)] + _WRITE),
     "hess": ("Value, gradient and exact Hessian of one scalar output at each point.",
-             _COMMON + _BATCH + _SELECT + _WRITE),
+             _COMMON + _BATCH + _SELECT + [("sparse", SparseOpt, False)] + _WRITE),
     "jvp": ("Forward mode: the values and J.v for a tangent v.",
             _COMMON + [("tangent", TangentOpt, None)] + _BATCH + [("out", OutOpt, None)]
             + _WRITE),
@@ -721,6 +733,12 @@ COMMANDS = {
               _COMMON_ONCE + [("out", OutOpt, None),
                               ("format", GraphFormatOpt, GraphFormat.dot),
                          ("output", TextOutputOpt, None), ("allow_unused", AllowUnusedOpt, False)]),
+    "sparsity": ("The Jacobian's (or Hessian's) structural nonzeros and its colourings' "
+                 "sweeps; shapes from --at, --points or --shape, no values needed.",
+                 _COMMON + _BATCH + _SELECT + [("hessian", HessianOpt, False),
+                                               ("format", FormatOpt, Format.auto),
+                                               ("output", TextOutputOpt, None),
+                                               ("allow_unused", AllowUnusedOpt, False)]),
 }
 
 
@@ -743,6 +761,12 @@ def _execute(command: str, options: dict) -> None:
                                options["output"])
         elif command == "graph":
             status = _run_graph(job, options["format"].value, options["output"])
+        elif command == "sparsity":
+            status = _run_sparsity(job, _resolve_format(options["format"], options["output"]),
+                                   options["output"])
+        elif options.get("sparse"):
+            status = _run_sparse(job, _resolve_format(options["format"], options["output"]),
+                                 options["output"])
         else:
             status = _write_reports(job, _resolve_format(options["format"], options["output"]),
                                     options["output"])
@@ -1039,6 +1063,82 @@ def _run_graph(job: _Job, fmt: str, output: str | None) -> int:
         f.write(text)
     problems = _Problems(job.source)
     problems.add(None, trace.warnings if trace else [])
+    return problems.finish()
+
+
+def _run_sparsity(job: _Job, fmt: str, output: str | None) -> int:
+    from .sparsity_view import grid, to_csv, to_json, to_plain
+
+    if output and Path(output).suffix.lower() in (".npy", ".npz"):
+        raise JacliError("the pattern is text: write it to .txt, .csv or .jsonl", origin="-o")
+    shapes = dict(job.shapes)
+    shapes.update({name: np.shape(value) for name, value in job.at.items()})
+    if job.reader is not None:   # the shapes of the first points' values
+        for points in job.chunks():
+            shapes.update({name: column.shape[1:] for name, column in points.columns.items()})
+            break
+    hessian = job.options["hessian"]
+    if not hessian and job.command == "sparsity" and not job.inputs:
+        _nothing_to_differentiate(job.program, job.outputs)
+    structure = job.program.sparsity(shapes, job.inputs, job.outputs, hessian)
+    if fmt == "table" and output is None:
+        from .render import _console
+        sys.stdout.write(grid(structure, _console().width))
+        return 0
+    text = {"plain": to_plain, "table": to_plain, "json": to_json, "csv": to_csv}[fmt]
+    with target(output) as f:
+        f.write(text(structure))
+    return 0
+
+
+def _run_sparse(job: _Job, fmt: str, output: str | None) -> int:
+    """jac --sparse, hess --sparse: the structural nonzeros per point (sparsity_view.py
+    says the layouts), chunk by chunk."""
+    from .sparsity_view import SparseReport, save_sparse_npz, write_sparse
+
+    problems = _Problems(job.source)
+    suffix = Path(output).suffix.lower() if output else ""
+    if suffix == ".npy":
+        raise JacliError("--sparse writes .npz (the pattern and its values), not .npy",
+                         origin="-o")
+
+    def reports():
+        for points in job.chunks():
+            values, mask, count = job.bindings(points)
+            variables, at = job.at_table(values, mask, count)
+            if job.command == "hess":
+                result = job.program.hessian(values, job.inputs, job.outputs[0], batch=True,
+                                             sparse=True)
+            else:
+                result = job.program.jacobian(values, job.inputs, job.outputs, batch=True,
+                                              mode=job.options["mode"].value, sparse=True)
+            good = count if mask is None else int(mask.sum())
+            arrays = {"value": result.value.reshape(good, -1), "nonzeros": result.nonzeros,
+                      "gradient": result.jacobian.reshape(good, -1)
+                      if job.command == "hess" else None}
+            if mask is not None:   # bad rows keep their place, as nan
+                arrays = {k: a if a is None else _scatter(a, mask) for k, a in arrays.items()}
+            shapes = None
+            if job.has_arrays(values):
+                shapes = Shapes.of(job.variable_shapes(values), job.inputs,
+                                   {o: tuple(result.shapes[o]) for o in job.outputs})
+            report = SparseReport(job.command, result.input_components,
+                                  result.output_components, variables, at, arrays["value"],
+                                  arrays["gradient"], result.sparsity, arrays["nonzeros"],
+                                  points.bad_rows if points else {},
+                                  points.first_row if points else 0, shapes)
+            problems.add(report, result.warnings)
+            yield report
+
+    if suffix == ".npz":
+        gathered = list(reports())
+        with target(output, binary=True) as f:
+            save_sparse_npz(gathered, f)
+        return problems.finish()
+    with target(output) as out:
+        for number, report in enumerate(reports()):
+            write_sparse(report, "plain" if fmt == "table" else fmt, out, number == 0)
+            out.flush()
     return problems.finish()
 
 

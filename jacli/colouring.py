@@ -101,28 +101,31 @@ def star(rows: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray | None:
     return np.array(colour, dtype=np.int64)
 
 
-def jacobian_colouring(pattern: Sparsity) -> Colouring:
-    """The cheaper of a distance-2 colouring of the columns (forward sweeps) and of the
-    rows (reverse sweeps); ties go to forward. A direction whose colours cannot be
-    fewer than the dense sweeps (a full row or column) is not coloured."""
+def colourings(pattern: Sparsity) -> tuple[Colouring, Colouring]:
+    """A distance-2 colouring of the columns (forward sweeps) and one of the rows
+    (reverse sweeps). A direction whose colours cannot be fewer than the dense sweeps
+    (a row with a nonzero in every column, or a column in every row) is left dense."""
     m, n = pattern.shape
-    dense_forward = Colouring("forward", np.arange(n), n)
-    dense_reverse = Colouring("reverse", np.arange(m), m)
     row_counts = np.bincount(pattern.rows, minlength=m)
     col_counts = np.bincount(pattern.cols, minlength=n)
-    candidates = []
     # a row of k nonzeros needs k column colours (a column of k, k row colours)
     if row_counts.max(initial=0) < n:
         colours = distance2(pattern.rows, pattern.cols, m, n)
-        candidates.append(Colouring("forward", colours, int(colours.max(initial=-1)) + 1))
+        forward = Colouring("forward", colours, int(colours.max(initial=-1)) + 1)
     else:
-        candidates.append(dense_forward)
+        forward = Colouring("forward", np.arange(n), n)
     if col_counts.max(initial=0) < m:
         colours = distance2(pattern.cols, pattern.rows, n, m)
-        candidates.append(Colouring("reverse", colours, int(colours.max(initial=-1)) + 1))
+        reverse = Colouring("reverse", colours, int(colours.max(initial=-1)) + 1)
     else:
-        candidates.append(dense_reverse)
-    return min(candidates, key=lambda c: c.count)
+        reverse = Colouring("reverse", np.arange(m), m)
+    return forward, reverse
+
+
+def jacobian_colouring(pattern: Sparsity) -> Colouring:
+    """The cheaper of the column and row colourings (ties go to forward)."""
+    forward, reverse = colourings(pattern)
+    return forward if forward.count <= reverse.count else reverse
 
 
 def hessian_colouring(pattern: Sparsity) -> Colouring:
