@@ -290,7 +290,10 @@ class Program:
         if sparse:   # the nonzeros in the pattern's order, not the dense matrix
             shapes = {key: s for key, s in shapes.items() if key != full}
             shapes["nonzeros"] = (pattern.nnz,)
-        arrays = {key: np.empty((batch_size,) + shape) for key, shape in shapes.items()}
+        # (zeros for a compressed Jacobian: its structural zeros are never written, and
+        # calloc's zero pages cost nothing until touched)
+        allocate = np.zeros if colouring is not None else np.empty
+        arrays = {key: allocate((batch_size,) + shape) for key, shape in shapes.items()}
         seeds, seed_batched = {}, set()
         if seed is not None:   # tangents per variable, cotangents per output: as the point
             seed_shapes = dict(zip(outputs, out_shapes)) if kind == "vjp" else var_shapes
@@ -433,8 +436,7 @@ class Program:
             arrays["value"][:] = outputs
         if "nonzeros" in arrays:
             arrays["nonzeros"][:] = nonzeros
-        else:
-            arrays[full][:] = 0.0
+        else:   # (the arrays are zeros: api._run)
             arrays[full][:, pattern.rows, pattern.cols] = nonzeros
 
     def _one_output(self, output: str | None, command: str) -> list[str] | None:
