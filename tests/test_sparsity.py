@@ -399,8 +399,8 @@ def test_jac_sparse_npz_of_many_points_holds_the_pattern_and_a_values_array(tmp_
     done = run_jacli("jac", "u = x*y; v = y^2", "--points", str(points), "--sparse",
                      "-o", str(path))
     assert done.returncode == 0, done.stderr
-    saved = np.load(path)
-    assert "format" not in saved
-    assert saved["row"].tolist() == [0, 0, 1] and saved["col"].tolist() == [0, 1, 1]
-    assert saved["shape"].tolist() == [2, 2]
-    assert saved["values"].tolist() == [[2.0, 1.0, 4.0], [4.0, 3.0, 8.0]]
+    with np.load(path) as saved:
+        assert "format" not in saved
+        assert saved["row"].tolist() == [0, 0, 1] and saved["col"].tolist() == [0, 1, 1]
+        assert saved["shape"].tolist() == [2, 2]
+        assert saved["values"].tolist() == [[2.0, 1.0, 4.0], [4.0, 3.0, 8.0]]
