@@ -17,7 +17,8 @@ from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from .engine import DomainWarning, Partials, WarningLog, evaluate, recorded_sweep
+from .engine import (DomainWarning, Partials, WarningLog, compressed, evaluate,
+                     recorded_sweep)
 from .engine import jvp as engine_jvp
 from .engine import vjp as engine_vjp
 from .errors import JacliError, shorten
@@ -51,6 +52,10 @@ class Result(NamedTuple):
     #: every variable's shape, then every output's (() for a scalar)
     shapes: Mapping[str, tuple] = {}
     hvp: np.ndarray | None = None        # (B, n): H.v
+    #: with sparse=True: the structural pattern (sparsity.Sparsity, COO over components)
+    #: and the values at its nonzeros, (B, nnz), in place of `jacobian` (or `hessian`)
+    sparsity: object | None = None
+    nonzeros: np.ndarray | None = None
 
     @property
     def input_components(self) -> list[str]:
@@ -250,8 +255,11 @@ class Program:
 
     # --- evaluating --------------------------------------------------------------------
     def _run(self, kind: str, point: Mapping, outputs, wrt, progress=None, mode="reverse",
-             seed=None, batch=None, one_element=False) -> Result:
-        """Evaluate in chunks of CHUNK points; `kind` is eval, jacobian, jvp, vjp or hessian."""
+             seed=None, batch=None, one_element=False, colour=True,
+             sparse=False) -> Result:
+        """Evaluate in chunks of CHUNK points; `kind` is eval, jacobian, jvp, vjp or hessian.
+        `sparse`: the Jacobian's (Hessian's) structural nonzeros instead of the matrix."""
+        mode_given = mode if kind == "jacobian" else None
         outputs = self.select_outputs(outputs)
         inputs = self.select_inputs(wrt, outputs)
         output_nodes = self._output_nodes(outputs)
@@ -271,13 +279,32 @@ class Program:
                   "vjp": {"value": (m,), "vjp": (n,)},
                   "hessian": {"value": (m,), "jacobian": (m, n), "hessian": (n, n)},
                   "hvp": {"value": (m,), "jacobian": (m, n), "hvp": (n,)}}[kind]
-        arrays = {key: np.empty((batch_size,) + shape) for key, shape in shapes.items()}
         tape, nodes = self.tape, output_nodes
         if kind in ("hessian", "hvp"):
             tape, gradient_nodes, origins = gradient_tape(self.tape, output_nodes[0], inputs)
             nodes = output_nodes + gradient_nodes
+        # The pattern and colouring of a sparse Jacobian or Hessian: the colours are used
+        # when they are fewer sweeps than the dense mode's (auto mode, programs of arrays)
+        pattern, colouring = None, None
         if kind == "jacobian" and mode == "auto":
             mode = "forward" if n < m else "reverse"
+        if sparse or (colour and static is not None and (
+                kind == "hessian" or (kind == "jacobian" and mode_given == "auto"))):
+            pattern, colouring = self._structure(tape, gradient_nodes if kind == "hessian"
+                                                 else nodes, inputs, in_shapes,
+                                                 kind == "hessian")
+            dense = n if kind == "hessian" else min(m, n)
+            if not colour or static is None or mode_given not in ("auto", None) \
+                    or colouring.count >= dense:
+                colouring = None
+        full = "hessian" if kind == "hessian" else "jacobian"
+        if sparse:   # the nonzeros in the pattern's order, not the dense matrix
+            shapes = {key: s for key, s in shapes.items() if key != full}
+            shapes["nonzeros"] = (pattern.nnz,)
+        # (zeros for a compressed Jacobian: its structural zeros are never written, and
+        # calloc's zero pages cost nothing until touched)
+        allocate = np.zeros if colouring is not None else np.empty
+        arrays = {key: allocate((batch_size,) + shape) for key, shape in shapes.items()}
         seeds, seed_batched = {}, set()
         if seed is not None:   # tangents per variable, cotangents per output: as the point
             seed_shapes = dict(zip(outputs, out_shapes)) if kind == "vjp" else var_shapes
@@ -312,11 +339,18 @@ class Program:
                          for name, v in env.items()}
                 chunk_seed = {k: v[start:stop] if k in seed_batched else v
                               for k, v in seeds.items()}
-                if kind in ("eval", "jacobian"):
+                if colouring is not None:
+                    self._run_compressed(kind, pattern, colouring, tape, chunk, size, nodes,
+                                         inputs, log,
+                                         {k: a[start:stop] for k, a in arrays.items()})
+                elif kind in ("eval", "jacobian"):
                     sweep = evaluate(tape, chunk, size, nodes,
                                      inputs if kind == "jacobian" else None, log, mode=mode)
                     arrays["value"][start:stop] = sweep.outputs
-                    if kind == "jacobian":
+                    if kind == "jacobian" and sparse:
+                        arrays["nonzeros"][start:stop] = sweep.jacobian[:, pattern.rows,
+                                                                        pattern.cols]
+                    elif kind == "jacobian":
                         arrays["jacobian"][start:stop] = sweep.jacobian
                 elif kind == "jvp":
                     arrays["value"][start:stop], arrays["jvp"][start:stop] = engine_jvp(
@@ -334,7 +368,11 @@ class Program:
                     sweep = evaluate(tape, chunk, size, nodes, inputs, log)
                     arrays["value"][start:stop] = sweep.outputs[:, :1]
                     arrays["jacobian"][start:stop, 0] = sweep.outputs[:, 1:]
-                    arrays["hessian"][start:stop] = sweep.jacobian[:, 1:]
+                    if sparse:
+                        arrays["nonzeros"][start:stop] = sweep.jacobian[:, 1 + pattern.rows,
+                                                                        pattern.cols]
+                    else:
+                        arrays["hessian"][start:stop] = sweep.jacobian[:, 1:]
                 if progress is not None and batch_size > CHUNK:
                     progress(stop, batch_size)
         at = {name: (v if name in batched_names else v[0]) for name, v in env.items()}
@@ -346,7 +384,76 @@ class Program:
             all_shapes.setdefault(name, shape)
         return Result(inputs, outputs, at, arrays["value"], arrays.get("jacobian"),
                       log.warnings, jvp=arrays.get("jvp"), vjp=arrays.get("vjp"),
-                      hessian=arrays.get("hessian"), shapes=all_shapes, hvp=arrays.get("hvp"))
+                      hessian=arrays.get("hessian"), shapes=all_shapes, hvp=arrays.get("hvp"),
+                      sparsity=pattern if sparse else None, nonzeros=arrays.get("nonzeros"))
+
+    def _structure(self, tape: Tape, nodes: list[int], inputs: list[str], in_shapes: list,
+                   hessian: bool = False):
+        """(pattern, colouring) of the Jacobian of `nodes` (a Hessian's: of the gradient's
+        nodes). Remembered per nodes, inputs and shapes: every chunk of points and every
+        call at points of the same shapes shares them."""
+        from .colouring import hessian_colouring, jacobian_colouring
+        from .sparsity import jacobian_pattern
+
+        key = (hessian, tuple(nodes), tuple(inputs), len(tape.nodes),
+               tuple(sorted(tape.variable_shapes.items())))
+        remembered = self.__dict__.setdefault("_structures", {})
+        if key not in remembered:
+            pattern = jacobian_pattern(tape, nodes, inputs, in_shapes)
+            colouring = (hessian_colouring if hessian else jacobian_colouring)(pattern)
+            remembered[key] = (pattern, colouring)
+        return remembered[key]
+
+    def sparsity(self, shapes: Mapping[str, tuple] | None = None,
+                 wrt: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
+                 hessian: bool = False) -> "Structure":
+        """The structural nonzero pattern of the Jacobian (or, with `hessian`, of one
+        scalar output's Hessian) for variables of `shapes` (others scalars): no values
+        needed. With its colourings' counts (colouring.py)."""
+        from .colouring import colourings, hessian_colouring
+        from .sparsity import jacobian_pattern
+
+        outputs = self.select_outputs(outputs if not hessian else
+                                      self._one_output(outputs[0] if outputs else None,
+                                                       "sparsity --hessian"))
+        inputs = self.select_inputs(wrt, outputs)
+        shapes = {name: tuple(s) for name, s in (shapes or {}).items()}
+        static = self._shape_pass(shapes)
+        in_shapes = [shapes.get(name, ()) for name in inputs]
+        nodes = self._output_nodes(outputs)
+        if hessian:
+            if static is not None:
+                require_scalar_output(self.tape, static, outputs[0], "sparsity --hessian")
+            tape, gradient_nodes, _ = gradient_tape(self.tape, nodes[0], inputs)
+            pattern = jacobian_pattern(tape, gradient_nodes, inputs, in_shapes)
+        else:
+            pattern = jacobian_pattern(self.tape, nodes, inputs, in_shapes)
+        forward, reverse = colourings(pattern)
+        cols = [c for name, s in zip(inputs, in_shapes) for c in components(name, s)]
+        rows = cols if hessian else [
+            c for name, node in zip(outputs, nodes)
+            for c in components(name, static[node] if static is not None else ())]
+        return Structure(pattern, rows, cols, forward.count, reverse.count,
+                         hessian_colouring(pattern).count if hessian else None)
+
+    @staticmethod
+    def _run_compressed(kind, pattern, colouring, tape, env, size, nodes, inputs, log,
+                        arrays):
+        """One chunk of a Jacobian or Hessian from the compressed sweeps (`arrays`: the
+        chunk's rows of the results, filled in place)."""
+        outputs, nonzeros = compressed(tape, env, size, nodes, inputs, log, pattern,
+                                       colouring, skip_first=kind == "hessian")
+        full = "jacobian"
+        if kind == "hessian":
+            arrays["value"][:] = outputs[:, :1]
+            arrays["jacobian"][:, 0] = outputs[:, 1:]
+            full = "hessian"
+        else:
+            arrays["value"][:] = outputs
+        if "nonzeros" in arrays:
+            arrays["nonzeros"][:] = nonzeros
+        else:   # (the arrays are zeros: api._run)
+            arrays[full][:, pattern.rows, pattern.cols] = nonzeros
 
     def _one_output(self, output: str | None, command: str) -> list[str] | None:
         if output is None and len(self.tape.outputs) != 1:
@@ -363,13 +470,18 @@ class Program:
 
     def jacobian(self, point: Mapping, wrt: Sequence[str] | None = None,
                  outputs: Sequence[str] | None = None, progress=None,
-                 mode: str = "reverse", batch=None) -> Result:
+                 mode: str = "reverse", batch=None, colour: bool = True,
+                 sparse: bool = False) -> Result:
         """Values and the Jacobian d outputs / d wrt (default: every variable).
         `mode`: "reverse" (a sweep per output), "forward" (a sweep per input) or "auto"
-        (forward when there are fewer inputs than outputs)."""
+        (forward when there are fewer inputs than outputs; for a program of arrays, with
+        `colour`, one sweep per colour of the sparsity pattern's columns or rows
+        whenever that is fewer: colouring.py). `sparse`: `sparsity` and `nonzeros`
+        (B, nnz) in the result instead of `jacobian`."""
         if mode not in ("reverse", "forward", "auto"):
             raise JacliError(f"unknown mode {mode!r}: reverse, forward or auto", origin="--mode")
-        return self._run("jacobian", point, outputs, wrt, progress, mode, batch=batch)
+        return self._run("jacobian", point, outputs, wrt, progress, mode, batch=batch,
+                         colour=colour, sparse=sparse)
 
     def grad(self, point: Mapping, wrt: Sequence[str] | None = None,
              output: str | None = None, progress=None, batch=None) -> Result:
@@ -391,11 +503,15 @@ class Program:
         return self._run("vjp", point, outputs, wrt, progress, seed=cotangent, batch=batch)
 
     def hessian(self, point: Mapping, wrt: Sequence[str] | None = None,
-                output: str | None = None, progress=None, batch=None) -> Result:
+                output: str | None = None, progress=None, batch=None,
+                colour: bool = True, sparse: bool = False) -> Result:
         """Value, gradient and the exact n x n Hessian of one scalar output
-        (reverse over reverse: the gradient is built as tape nodes, then differentiated)."""
+        (reverse over reverse: the gradient is built as tape nodes, then differentiated;
+        for a program of arrays, with `colour`, one reverse sweep per colour of the
+        Hessian's sparsity pattern whenever that is fewer than n: colouring.py).
+        `sparse`: `sparsity` and `nonzeros` (B, nnz) in the result instead of `hessian`."""
         return self._run("hessian", point, self._one_output(output, "hess"), wrt, progress,
-                         batch=batch)
+                         batch=batch, colour=colour, sparse=sparse)
 
     def stream(self, points: str, command: str = "eval", *, at: Mapping | None = None,
                wrt: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
@@ -504,6 +620,16 @@ class Program:
                      [c for o, n in zip(outputs, output_nodes) for c in components(o, static[n])],
                      [c for name in inputs for c in components(name, tuple(shapes.get(name, ())))],
                      contributions)
+
+
+class Structure(NamedTuple):
+    """A Jacobian's (or Hessian's) structural nonzeros and what colouring saves."""
+    pattern: object              # sparsity.Sparsity: COO rows, cols, shape (m, n)
+    rows: list[str]              # the m rows' component names
+    cols: list[str]              # the n columns'
+    forward: int                 # forward sweeps with the columns coloured (n dense)
+    reverse: int                 # reverse sweeps with the rows coloured (m dense)
+    hessian: int | None = None   # a Hessian's sweeps (star or distance-2 colouring)
 
 
 def components(name: str, shape: tuple) -> list[str]:

@@ -309,6 +309,48 @@ class Batch:
                    points.first_row if points else 0)
 
 
+    def given_shapes(self) -> dict[str, tuple]:
+        """Every variable's shape that --shape, --at or the first points give."""
+        shapes = dict(self.shapes)
+        shapes.update({name: np.shape(value) for name, value in self.at.items()})
+        if self.reader is not None:
+            for points in self.chunks():
+                shapes.update({name: column.shape[1:]
+                               for name, column in points.columns.items()})
+                break
+        return shapes
+
+    def sparse_reports(self) -> Iterator[tuple["SparseReport", list]]:
+        """jac --sparse, hess --sparse: the structural nonzeros per point, chunk by chunk
+        (sparsity_view.SparseReport), with each chunk's domain warnings."""
+        from .sparsity_view import SparseReport
+
+        for points in self.chunks():
+            values, mask, count = self.bindings(points)
+            variables, at = self.at_table(values, mask, count)
+            if self.command == "hess":
+                result = self.program.hessian(values, self.inputs, self.outputs[0],
+                                              batch=True, sparse=True)
+            else:
+                result = self.program.jacobian(values, self.inputs, self.outputs, batch=True,
+                                               mode=self.mode, sparse=True)
+            good = count if mask is None else int(mask.sum())
+            arrays = {"value": result.value.reshape(good, -1), "nonzeros": result.nonzeros,
+                      "gradient": result.jacobian.reshape(good, -1)
+                      if self.command == "hess" else None}
+            if mask is not None:   # bad rows keep their place, as nan
+                arrays = {k: a if a is None else scatter(a, mask) for k, a in arrays.items()}
+            shapes = None
+            if self.has_arrays(values):
+                shapes = Shapes.of(self.variable_shapes(values), self.inputs,
+                                   {o: tuple(result.shapes[o]) for o in self.outputs})
+            yield SparseReport(self.command, result.input_components,
+                               result.output_components, variables, at, arrays["value"],
+                               arrays["gradient"], result.sparsity, arrays["nonzeros"],
+                               points.bad_rows if points else {},
+                               points.first_row if points else 0, shapes), result.warnings
+
+
 def nothing_to_differentiate(program: Program, outputs: list[str]) -> None:
     if not program.variables:
         raise JacliError("nothing to differentiate: the program has no variables",

@@ -152,6 +152,10 @@ EXAMPLES = {
               "--at 'W=[[1,2],[3,4]],x=[0.1,0.2]' --format json"],
     "tape": ["jacli tape 'x^2*y + sin(z)' --at x=1,y=2,z=3",
              "jacli tape 'sin(x)*x' --at x=2 --format json | jq -c ."],
+    "sparsity": ["jacli sparsity 'x[1:] - x[:-1]^2' --shape x=6",
+                 "jacli sparsity 'sum((x[1:] - x[:-1]^2)^2)' --shape x=1000 --hessian "
+                 "--format json",
+                 "jacli jac 'exp(x)*sin(x)' --at x=[1,2,3] --sparse --format json"],
 }
 
 
@@ -419,6 +423,13 @@ DiffFormatOpt = Annotated[DiffFormat, typer.Option(
 GraphFormatOpt = Annotated[GraphFormat, typer.Option(
     "--format", case_sensitive=False, help="Graphviz DOT or Mermaid.")]
 
+SparseOpt = Annotated[bool, typer.Option(
+    "--sparse", help="Only the structural nonzeros, in COO order: json rows, cols, values; "
+    "csv a column per nonzero; .npz as scipy.sparse.load_npz reads (README, The "
+    "Jacobian's structure).")]
+HessianOpt = Annotated[bool, typer.Option(
+    "--hessian", help="The pattern of the Hessian of one scalar output.")]
+
 _COMMON = [("program", ProgramArg, None), ("file", FileOpt, None), ("at", AtOpt, None),
            ("shape", ShapeOpt, None)]
 _COMMON_ONCE = [("program", ProgramArg, None), ("file", FileOpt, None), ("at", AtOnceOpt, None),
@@ -436,9 +447,10 @@ COMMANDS = {
     "grad": ("Value and gradient of one scalar output at each point.",
              _COMMON + _BATCH + _SELECT + _WRITE),
     "jac": ("Values and the Jacobian (outputs x inputs) at each point.",
-            _COMMON + _BATCH + _SELECT + [("mode", ModeOpt, Mode.auto)] + _WRITE),
+            _COMMON + _BATCH + _SELECT + [("mode", ModeOpt, Mode.auto),
+                                          ("sparse", SparseOpt, False)] + _WRITE),
     "hess": ("Value, gradient and exact Hessian of one scalar output at each point.",
-             _COMMON + _BATCH + _SELECT + _WRITE),
+             _COMMON + _BATCH + _SELECT + [("sparse", SparseOpt, False)] + _WRITE),
     "jvp": ("Forward mode: the values and J.v for a tangent v.",
             _COMMON + [("tangent", TangentOpt, None)] + _BATCH + [("out", OutOpt, None)]
             + _WRITE),
@@ -471,6 +483,12 @@ COMMANDS = {
               _COMMON_ONCE + [("out", OutOpt, None),
                               ("format", GraphFormatOpt, GraphFormat.dot),
                          ("output", TextOutputOpt, None), ("allow_unused", AllowUnusedOpt, False)]),
+    "sparsity": ("The Jacobian's (or Hessian's) structural nonzeros and its colourings' "
+                 "sweeps; shapes from --at, --points or --shape, no values needed.",
+                 _COMMON + _BATCH + _SELECT + [("hessian", HessianOpt, False),
+                                               ("format", FormatOpt, Format.auto),
+                                               ("output", TextOutputOpt, None),
+                                               ("allow_unused", AllowUnusedOpt, False)]),
 }
 
 
@@ -496,6 +514,12 @@ def _execute(command: str, options: dict) -> None:
         elif command == "chain":
             status = _run_chain(job, _resolve_format(options["format"], options["output"]),
                                 options["output"])
+        elif command == "sparsity":
+            status = _run_sparsity(job, _resolve_format(options["format"], options["output"]),
+                                   options["output"])
+        elif options.get("sparse"):
+            status = _run_sparse(job, _resolve_format(options["format"], options["output"]),
+                                 options["output"])
         else:
             status = _write_reports(job, _resolve_format(options["format"], options["output"]),
                                     options["output"])
@@ -809,6 +833,54 @@ def _run_chain(job: _Job, fmt: str, output: str | None) -> int:
             write_chain(result, "plain" if fmt == "table" else fmt, f)
     problems = _Problems(job.source)
     problems.add(None, result.warnings)
+    return problems.finish()
+
+
+def _run_sparsity(job: _Job, fmt: str, output: str | None) -> int:
+    from .sparsity_view import grid, to_csv, to_json, to_plain
+
+    if output and Path(output).suffix.lower() in (".npy", ".npz"):
+        raise JacliError("the pattern is text: write it to .txt, .csv or .jsonl", origin="-o")
+    shapes = job.given_shapes()
+    hessian = job.options["hessian"]
+    if not hessian and job.command == "sparsity" and not job.inputs:
+        nothing_to_differentiate(job.program, job.outputs)
+    structure = job.program.sparsity(shapes, job.inputs, job.outputs, hessian)
+    if fmt == "table" and output is None:
+        from .render import _console
+        sys.stdout.write(grid(structure, _console().width))
+        return 0
+    text = {"plain": to_plain, "table": to_plain, "json": to_json, "csv": to_csv}[fmt]
+    with target(output) as f:
+        f.write(text(structure))
+    return 0
+
+
+def _run_sparse(job: _Job, fmt: str, output: str | None) -> int:
+    """jac --sparse, hess --sparse: the structural nonzeros per point (sparsity_view.py
+    says the layouts), chunk by chunk."""
+    from .sparsity_view import SparseReport, save_sparse_npz, write_sparse
+
+    problems = _Problems(job.source)
+    suffix = Path(output).suffix.lower() if output else ""
+    if suffix == ".npy":
+        raise JacliError("--sparse writes .npz (the pattern and its values), not .npy",
+                         origin="-o")
+
+    def reports():
+        for report, warnings in job.sparse_reports():
+            problems.add(report, warnings)
+            yield report
+
+    if suffix == ".npz":
+        gathered = list(reports())
+        with target(output, binary=True) as f:
+            save_sparse_npz(gathered, f)
+        return problems.finish()
+    with target(output) as out:
+        for number, report in enumerate(reports()):
+            write_sparse(report, "plain" if fmt == "table" else fmt, out, number == 0)
+            out.flush()
     return problems.finish()
 
 

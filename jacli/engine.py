@@ -361,3 +361,64 @@ def vjp(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[i
         if a is not None:
             result[:, lo:hi] = a.reshape(a.shape[1], hi - lo)
     return outputs, result
+
+
+def compressed(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[int],
+               wrt: list[str], log: WarningLog, pattern, colouring,
+               skip_first: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Values (B, m) and the Jacobian's structural nonzeros (B, nnz), in the order of
+    `pattern` (sparsity.Sparsity), from one sweep per colour of `colouring`
+    (colouring.Colouring): each sweep is seeded with the sum of its colour's unit
+    vectors, and each nonzero read where it is alone (colouring.sources). Structural
+    zeros are never computed; the nonzeros equal the dense sweep's of the same mode.
+    `skip_first`: the first output's component is not a row of the pattern (a Hessian's
+    value, before its gradient's components) and is not seeded."""
+    needed, values, outputs = _values(tape, env, batch, output_nodes, log)
+    from .colouring import sources
+
+    colour_of, index_of = sources(pattern, colouring)
+    if skip_first:
+        colouring = colouring._replace(colours=np.concatenate([[-1], colouring.colours]))
+    nonzeros = np.zeros((batch, pattern.nnz))
+    forward_mode = colouring.mode == "forward"
+    nodes = [tape.variable_nodes.get(name) for name in wrt] if forward_mode else output_nodes
+    shapes = ([tuple(np.shape(env[name])[1:]) if name in env else () for name in wrt]
+              if forward_mode else [static_shape(values[n]) for n in output_nodes])
+    segments = _segments([math.prod(s) for s in shapes])
+    depends = tape.depends_on(wrt)
+    partials = Partials(tape, values, log)
+    widest = max((_size(v) for v in values if v is not None), default=1)
+    for chunk in _chunks(colouring.count, batch, widest):
+        seeds: dict[int, np.ndarray] = {}
+        for node, shape, (lo, hi) in zip(nodes, shapes, segments):
+            if node is None or (not forward_mode and not depends[node]):
+                continue
+            colours = colouring.colours[lo:hi]
+            inside = np.flatnonzero((colours >= chunk.start) & (colours < chunk.stop))
+            colours = colours - chunk.start
+            if len(inside) == 0:
+                continue
+            seed = np.zeros((len(chunk), hi - lo))
+            seed[colours[inside], inside] = 1.0
+            seed = seed.reshape((len(chunk), 1) + shape)
+            seeds[node] = _accumulate(seeds.get(node), seed)
+        if forward_mode:
+            swept = forward_sweep(tape, partials, seeds, depends, needed)
+            at = output_nodes
+        else:
+            swept = reverse_sweep(tape, partials, seeds, depends)
+            at = [tape.variable_nodes.get(name) for name in wrt]
+        # the compressed result (colours of the chunk, B, components)
+        at_shapes = ([static_shape(values[n]) for n in output_nodes] if forward_mode else
+                     [tuple(np.shape(env[name])[1:]) if name in env else () for name in wrt])
+        total = sum(math.prod(s) for s in at_shapes)
+        result = np.zeros((len(chunk), batch, total))
+        for node, shape, (lo, hi) in zip(at, at_shapes, _segments(
+                [math.prod(s) for s in at_shapes])):
+            v = None if node is None else swept[node]
+            if v is not None:
+                v = np.broadcast_to(v, (len(chunk), batch) + shape)
+                result[:, :, lo:hi] = v.reshape(len(chunk), batch, hi - lo)
+        mine = np.flatnonzero((colour_of >= chunk.start) & (colour_of < chunk.stop))
+        nonzeros[:, mine] = result[colour_of[mine] - chunk.start, :, index_of[mine]].T
+    return outputs, nonzeros

@@ -60,7 +60,7 @@ import numpy as np
 import jacli
 import jacli.grammar
 
-from . import memory
+from . import memory, structure
 
 # --- the programs and their hand-written references ------------------------------------------
 
@@ -791,7 +791,8 @@ def bench_b5(args, results: Results, rng, tmp: str) -> None:
 
 # --- main ------------------------------------------------------------------------------------
 
-BENCHMARKS = {"B1": bench_b1, "B2": bench_b2, "B3": bench_b3, "B4": bench_b4, "B5": bench_b5}
+BENCHMARKS = {"B1": bench_b1, "B2": bench_b2, "B3": bench_b3, "B4": bench_b4, "B5": bench_b5,
+              **structure.BENCHMARKS}   # S0-S2: sparsity and colouring (structure.py)
 
 
 def guarded(results: Results, group: str, name: str, body) -> None:
