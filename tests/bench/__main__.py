@@ -792,6 +792,7 @@ def bench_b5(args, results: Results, rng, tmp: str) -> None:
 # --- main ------------------------------------------------------------------------------------
 
 BENCHMARKS = {"B1": bench_b1, "B2": bench_b2, "B3": bench_b3, "B4": bench_b4, "B5": bench_b5}
+BENCHMARKS.update(__import__("tests.bench.datasets", fromlist=["*"]).BENCHMARKS)  # D1, D4
 
 
 def guarded(results: Results, group: str, name: str, body) -> None:
