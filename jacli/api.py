@@ -297,7 +297,10 @@ class Program:
         # The engine holds a chunk's derivatives at once: (m, n) per point, (n + 1, n)
         # for the Hessian, so wide ones get fewer points (200 inputs: 104 per chunk).
         width = {"jacobian": m * n, "hessian": (n + 1) * n}.get(kind, m)
-        chunk_points = max(1, min(CHUNK, CHUNK_FLOATS // max(1, width)))
+        # Summed, a chunk holds no per-point derivatives: 4x the points, a quarter of the
+        # sweeps (their fixed cost is much of a small network's time).
+        chunk_points = max(1, min(CHUNK if reduce is None else 4 * CHUNK,
+                                  CHUNK_FLOATS // max(1, width)))
         if kind == "hessian":   # the gradient's nodes warn as the derivative they compute
             log.origins = origins
         if reduce is not None:
