@@ -18,7 +18,7 @@ from typing import Mapping, NamedTuple, Sequence
 import numpy as np
 
 from .engine import (DomainWarning, Partials, WarningLog, compressed, evaluate,
-                     recorded_sweep)
+                     recorded_sweep, summed_vjp)
 from .engine import jvp as engine_jvp
 from .engine import vjp as engine_vjp
 from .errors import JacliError, shorten
@@ -56,6 +56,9 @@ class Result(NamedTuple):
     #: and the values at its nonzeros, (B, nnz), in place of `jacobian` (or `hessian`)
     sparsity: object | None = None
     nonzeros: np.ndarray | None = None
+    #: with reduce="sum" or "mean": the number of points summed (the results have no
+    #: batch axis)
+    rows: int | None = None
 
     @property
     def input_components(self) -> list[str]:
@@ -188,7 +191,7 @@ class Program:
     def _output_nodes(self, outputs: list[str]) -> list[int]:
         return [self.tape.output_node(o) for o in outputs]
 
-    def _bind(self, point: Mapping, output_nodes: list[int], batch=None):
+    def _bind(self, point: Mapping, output_nodes: list[int], batch=None, spread=True):
         """Arrays (B or 1, *shape) for every variable the outputs need; B; whether batched;
         which names are batched; each variable's shape.
 
@@ -227,7 +230,7 @@ class Program:
             else:
                 env[name], shapes[name] = value[None], value.shape
         count = 1 if size is None else size
-        if batch is None:   # v1: numbers are spread over the points
+        if batch is None and spread:   # v1: numbers are spread over the points
             for name, value in env.items():
                 if name not in batched_names:
                     env[name] = np.full(count, value[0])
@@ -256,15 +259,18 @@ class Program:
     # --- evaluating --------------------------------------------------------------------
     def _run(self, kind: str, point: Mapping, outputs, wrt, progress=None, mode="reverse",
              seed=None, batch=None, one_element=False, colour=True,
-             sparse=False) -> Result:
-        """Evaluate in chunks of CHUNK points; `kind` is eval, jacobian, jvp, vjp or hessian.
-        `sparse`: the Jacobian's (Hessian's) structural nonzeros instead of the matrix."""
+             sparse=False, reduce=None) -> Result:
+        """Evaluate in chunks of CHUNK points; `kind` is eval, jacobian, jvp, vjp, hessian or
+        hvp. `sparse`: the Jacobian's (Hessian's) structural nonzeros instead of the
+        matrix. With `reduce` ("sum" or "mean") the results are summed over the points."""
+        if reduce not in (None, "sum", "mean"):
+            raise JacliError(f"unknown reduction {reduce!r}: sum or mean", origin="--reduce")
         mode_given = mode if kind == "jacobian" else None
         outputs = self.select_outputs(outputs)
         inputs = self.select_inputs(wrt, outputs)
         output_nodes = self._output_nodes(outputs)
         env, batch_size, batched, batched_names, var_shapes = self._bind(
-            point, output_nodes, batch)
+            point, output_nodes, batch, spread=reduce is None)   # reduced: shared stay one
         static = self._shape_pass(var_shapes)
         out_shapes = [static[node] if static is not None else () for node in output_nodes]
         if (one_element or kind in ("hessian", "hvp")) and static is not None:
@@ -328,9 +334,16 @@ class Program:
         # The engine holds a chunk's derivatives at once: (m, n) per point, (n + 1, n)
         # for the Hessian, so wide ones get fewer points (200 inputs: 104 per chunk).
         width = {"jacobian": m * n, "hessian": (n + 1) * n}.get(kind, m)
-        chunk_points = max(1, min(CHUNK, CHUNK_FLOATS // max(1, width)))
+        # Summed, a chunk holds no per-point derivatives: 4x the points, a quarter of the
+        # sweeps (their fixed cost is much of a small network's time).
+        chunk_points = max(1, min(CHUNK if reduce is None else 4 * CHUNK,
+                                  CHUNK_FLOATS // max(1, width)))
         if kind in ("hessian", "hvp"):   # the gradient's nodes warn as the derivative they compute
             log.origins = origins
+        if reduce is not None:
+            return self._reduced(kind, reduce, env, batch_size, batched_names, var_shapes,
+                                 outputs, out_shapes, inputs, in_shapes, tape, nodes, seeds,
+                                 seed_batched, log, chunk_points, progress)
         with paused_gc():
             for start in range(0, batch_size, chunk_points):
                 stop = min(start + chunk_points, batch_size)
@@ -455,6 +468,39 @@ class Program:
         else:   # (the arrays are zeros: api._run)
             arrays[full][:, pattern.rows, pattern.cols] = nonzeros
 
+    def _reduced(self, kind, reduce, env, batch_size, batched_names, var_shapes, outputs,
+                 out_shapes, inputs, in_shapes, tape, nodes, seeds, seed_batched, log,
+                 chunk_points, progress) -> Result:
+        """`_run` summed (or averaged) over the points: per chunk, one sweep whose
+        adjoints of shared values are summed over the chunk's points (engine.summed_vjp;
+        a forward sweep for jvp), the chunks' sums added with compensation."""
+        totals: dict[str, CompensatedSum] = {}
+        with paused_gc():
+            for start in range(0, max(batch_size, 1), chunk_points):
+                stop = min(start + chunk_points, batch_size)
+                size = stop - start
+                chunk = {name: v[start:stop] if name in batched_names else v
+                         for name, v in env.items()}
+                chunk_seed = {k: v[start:stop] if k in seed_batched else v
+                              for k, v in seeds.items()}
+                sums = _chunk_sums(kind, tape, chunk, size, nodes, outputs, out_shapes,
+                                   inputs, in_shapes, chunk_seed, log)
+                for key, value in sums.items():
+                    totals.setdefault(key, CompensatedSum()).add(value)
+                if progress is not None and batch_size > CHUNK:
+                    progress(stop, batch_size)
+        arrays = {key: total.value() for key, total in totals.items()}
+        if reduce == "mean":
+            with np.errstate(invalid="ignore", divide="ignore"):   # no points: nan
+                arrays = {key: a / batch_size for key, a in arrays.items()}
+        at = {name: v[0] for name, v in env.items() if name not in batched_names}
+        all_shapes = dict(var_shapes)
+        for name, shape in zip(outputs, out_shapes):
+            all_shapes.setdefault(name, shape)
+        return Result(inputs, outputs, at, arrays["value"], arrays.get("jacobian"),
+                      log.warnings, jvp=arrays.get("jvp"), vjp=arrays.get("vjp"),
+                      hessian=arrays.get("hessian"), shapes=all_shapes, rows=batch_size)
+
     def _one_output(self, output: str | None, command: str) -> list[str] | None:
         if output is None and len(self.tape.outputs) != 1:
             raise JacliError(f"{command} needs one scalar output, and the program has "
@@ -463,15 +509,15 @@ class Program:
         return [output] if output else None
 
     def eval(self, point: Mapping, outputs: Sequence[str] | None = None,
-             progress=None, batch=None) -> Result:
+             progress=None, batch=None, reduce: str | None = None) -> Result:
         """Values of the outputs (all, or those named) at `point`.
         `progress(done, total)`, if given, is called after each chunk of points."""
-        return self._run("eval", point, outputs, None, progress, batch=batch)
+        return self._run("eval", point, outputs, None, progress, batch=batch, reduce=reduce)
 
     def jacobian(self, point: Mapping, wrt: Sequence[str] | None = None,
                  outputs: Sequence[str] | None = None, progress=None,
                  mode: str = "reverse", batch=None, colour: bool = True,
-                 sparse: bool = False) -> Result:
+                 sparse: bool = False, reduce: str | None = None) -> Result:
         """Values and the Jacobian d outputs / d wrt (default: every variable).
         `mode`: "reverse" (a sweep per output), "forward" (a sweep per input) or "auto"
         (forward when there are fewer inputs than outputs; for a program of arrays, with
@@ -481,51 +527,59 @@ class Program:
         if mode not in ("reverse", "forward", "auto"):
             raise JacliError(f"unknown mode {mode!r}: reverse, forward or auto", origin="--mode")
         return self._run("jacobian", point, outputs, wrt, progress, mode, batch=batch,
-                         colour=colour, sparse=sparse)
+                         colour=colour, sparse=sparse, reduce=reduce)
 
     def grad(self, point: Mapping, wrt: Sequence[str] | None = None,
-             output: str | None = None, progress=None, batch=None) -> Result:
-        """Value and gradient of one scalar output (the only one, or `output`)."""
+             output: str | None = None, progress=None, batch=None,
+             reduce: str | None = None) -> Result:
+        """Value and gradient of one scalar output (the only one, or `output`).
+        `reduce="sum"` or `"mean"`: their sum or mean over the points instead (one
+        reverse sweep per chunk of points; `Result.rows` counts the points)."""
         return self._run("jacobian", point, self._one_output(output, "grad"), wrt, progress,
-                         batch=batch, one_element=True)
+                         batch=batch, one_element=True, reduce=reduce)
 
     def jvp(self, point: Mapping, tangent: Mapping, outputs: Sequence[str] | None = None,
-            progress=None, batch=None) -> Result:
+            progress=None, batch=None, reduce: str | None = None) -> Result:
         """Forward mode: values and J.v, `tangent` giving v per variable (others 0)."""
         self._check_names(tangent, self.variables, "a variable", "--tangent")
         return self._run("jvp", point, outputs, [v for v in self.variables if v in tangent],
-                         progress, seed=tangent, batch=batch)
+                         progress, seed=tangent, batch=batch, reduce=reduce)
 
     def vjp(self, point: Mapping, cotangent: Mapping, wrt: Sequence[str] | None = None,
-            outputs: Sequence[str] | None = None, progress=None, batch=None) -> Result:
+            outputs: Sequence[str] | None = None, progress=None, batch=None,
+            reduce: str | None = None) -> Result:
         """Reverse mode: values and u^T.J, `cotangent` giving u per output (others 0)."""
         self._check_names(cotangent, self.select_outputs(outputs), "an output", "--cotangent")
-        return self._run("vjp", point, outputs, wrt, progress, seed=cotangent, batch=batch)
+        return self._run("vjp", point, outputs, wrt, progress, seed=cotangent, batch=batch,
+                         reduce=reduce)
 
     def hessian(self, point: Mapping, wrt: Sequence[str] | None = None,
                 output: str | None = None, progress=None, batch=None,
-                colour: bool = True, sparse: bool = False) -> Result:
+                colour: bool = True, sparse: bool = False,
+                reduce: str | None = None) -> Result:
         """Value, gradient and the exact n x n Hessian of one scalar output
         (reverse over reverse: the gradient is built as tape nodes, then differentiated;
         for a program of arrays, with `colour`, one reverse sweep per colour of the
         Hessian's sparsity pattern whenever that is fewer than n: colouring.py).
         `sparse`: `sparsity` and `nonzeros` (B, nnz) in the result instead of `hessian`."""
         return self._run("hessian", point, self._one_output(output, "hess"), wrt, progress,
-                         batch=batch, colour=colour, sparse=sparse)
+                         batch=batch, colour=colour, sparse=sparse, reduce=reduce)
 
     def stream(self, points: str, command: str = "eval", *, at: Mapping | None = None,
                wrt: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
                shapes: Mapping | None = None, tangent: Mapping | None = None,
                cotangent: Mapping | None = None, mode: str = "auto",
                points_format: str | None = None, columns: Sequence[str] | None = None,
-               allow_unused: bool = False):
+               allow_unused: bool = False, reduce: str | None = None):
         """`command` (eval, grad, jac, hess, jvp, vjp) at every row of the points file
         `points` (CSV, TSV, JSON Lines, .npy, .npz; '-' is standard input), read and
         evaluated chunk by chunk as `jacli COMMAND --points` does. `at` gives values every
         row shares. Returns a `jacli.batch.Batch`: iterate it for one `Report` per chunk
         (`.value` (B, m), `.jacobian` (B, m, n), `.hessian`, `.jvp`, `.vjp`, `.at`,
         `.bad_rows` (row in the chunk -> why; its results are nan), `.first_row`); its
-        `.warnings` then holds the domain warnings met."""
+        `.warnings` then holds the domain warnings met. With `reduce` ("sum" or "mean")
+        it yields one Report: one row, the sum or mean over the good rows (`.rows` of
+        them), computed chunk by chunk."""
         from .batch import STREAMED, Batch
 
         if command not in STREAMED:
@@ -535,7 +589,7 @@ class Program:
                      tangent=tangent, cotangent=cotangent, mode=mode,
                      points_format=points_format,
                      columns=None if columns is None else list(columns),
-                     allow_unused=allow_unused)
+                     allow_unused=allow_unused, reduce=reduce)
 
     def chain(self, point: Mapping, wrt: Sequence[str] | None = None,
               outputs: Sequence[str] | None = None):
@@ -630,6 +684,71 @@ class Structure(NamedTuple):
     forward: int                 # forward sweeps with the columns coloured (n dense)
     reverse: int                 # reverse sweeps with the rows coloured (m dense)
     hessian: int | None = None   # a Hessian's sweeps (star or distance-2 colouring)
+
+
+class CompensatedSum:
+    """A running sum of arrays with Neumaier's compensation: each addition's rounding
+    error is kept in `carry`, so a sum of many chunks is as if rounded once (a few ulps
+    against math.fsum, however many chunks)."""
+
+    def __init__(self):
+        self.total = self.carry = None
+
+    def add(self, value) -> None:
+        value = np.array(value, dtype=float)
+        if self.total is None:
+            self.total, self.carry = value, np.zeros_like(value)
+            return
+        total = self.total + value
+        with np.errstate(invalid="ignore"):   # inf - inf: no carry past an infinity
+            error = np.where(np.abs(self.total) >= np.abs(value),
+                             (self.total - total) + value, (value - total) + self.total)
+        self.carry += np.where(np.isfinite(total), error, 0.0)
+        self.total = total
+
+    def value(self) -> np.ndarray:
+        return self.total + self.carry
+
+
+def column_sums(a: np.ndarray) -> np.ndarray:
+    """The sums over the points (axis 0) of (B, ...), pairwise (error O(log B) ulps)."""
+    return np.ascontiguousarray(np.moveaxis(a, 0, -1)).sum(axis=-1)
+
+
+def _unit_cotangents(shapes: list[tuple]) -> list[np.ndarray]:
+    """For nodes of these shapes, K = their components in all: the cotangent of each
+    node, (K, 1, *shape), row k the unit vector of component k (zero at other nodes)."""
+    sizes = [int(np.prod(shape, dtype=np.int64)) for shape in shapes]
+    total, start, out = sum(sizes), 0, []
+    for shape, size in zip(shapes, sizes):
+        u = np.zeros((total, size))
+        u[np.arange(start, start + size), np.arange(size)] = 1.0
+        out.append(u.reshape((total, 1) + tuple(shape)))
+        start += size
+    return out
+
+
+def _chunk_sums(kind, tape, chunk, size, nodes, outputs, out_shapes, inputs, in_shapes,
+                seed, log) -> dict[str, np.ndarray]:
+    """One chunk's results summed over its points, without a batch axis."""
+    if kind == "eval":
+        return {"value": column_sums(evaluate(tape, chunk, size, nodes, None, log).outputs)}
+    if kind == "jvp":   # J.v per point is m numbers: summed as values are
+        value, tangent = engine_jvp(tape, chunk, size, nodes, seed, log)
+        return {"value": column_sums(value), "jvp": column_sums(tangent)}
+    if kind == "vjp":
+        cotangents = [None if o not in seed else np.asarray(seed[o], dtype=float)[None]
+                      for o in outputs]
+        value, sums = summed_vjp(tape, chunk, size, nodes, cotangents, inputs, log)
+        return {"value": column_sums(value), "vjp": sums[0]}
+    if kind == "hessian":   # the gradient's nodes, each seeded: d(sum of gradients)/d inputs
+        cotangents = [None] + _unit_cotangents(in_shapes)
+        value, sums = summed_vjp(tape, chunk, size, nodes, cotangents, inputs, log)
+        totals = column_sums(value)
+        return {"value": totals[:1], "jacobian": totals[None, 1:], "hessian": sums}
+    value, sums = summed_vjp(tape, chunk, size, nodes, _unit_cotangents(out_shapes), inputs,
+                             log)
+    return {"value": column_sums(value), "jacobian": sums}
 
 
 def components(name: str, shape: tuple) -> list[str]:

@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .prims import PRIMITIVES, STACKED, Primitive, align, rank
+from .prims import PRIMITIVES, STACKED, SUMMED_VJP, Primitive, align, rank
 from .shapes import SHAPE_RULES
 
 ALL = slice(None)
@@ -348,6 +348,28 @@ def _matmul_vjp(position):
     return rule
 
 
+def _matmul_summed(position):
+    """matmul's cotangent of a matrix or vector shared by every point, summed over the
+    points as one product over them (sum_b g_b b_b^T), never held per point. None (the
+    per-point rule, then a sum) for stacks of matrices."""
+    def rule(m, g, ans, args, params):
+        a, b = args
+        a2, b2 = _promote(m, a, b)
+        if len(m.shape(a2)) != 2 or len(m.shape(b2)) != 2 or not isinstance(g, np.ndarray):
+            return None
+        out2 = SHAPE_RULES["matmul"]([tuple(m.shape(a2)), tuple(m.shape(b2))], ())
+        g2 = np.asarray(g).reshape(np.shape(g)[:2] + out2)
+        other = _lift(b2 if position == 0 else a2)
+        points = max(g2.shape[1], other.shape[1])
+        g2 = np.broadcast_to(g2, g2.shape[:1] + (points,) + g2.shape[2:])
+        other = np.broadcast_to(other, other.shape[:1] + (points,) + other.shape[2:])
+        spec = "kbpr,kbqr->kpq" if position == 0 else "kbpq,kbpr->kqr"
+        d = np.einsum(spec, *((g2, other) if position == 0 else (other, g2)), optimize=True)
+        like = tuple(m.shape(args[position]))
+        return d.reshape((d.shape[0], 1) + like)
+    return rule
+
+
 def _per_matrix_scalar(m, v):
     """A value with one number per matrix of a stack (det's), as (..., 1, 1): it then
     broadcasts against the stack's matrices."""
@@ -584,6 +606,7 @@ defarray("transpose", 1, _transpose,
          vjp=(lambda m, g, ans, args, params: m.transpose(g),),
          jvp=(_linear(lambda m, t: m.transpose(t)),),
          explain=(_transpose_text,))
+SUMMED_VJP["matmul"] = (_matmul_summed(0), _matmul_summed(1))
 defarray("matmul", 2, _matmul, symbol="@",
          vjp=(_matmul_vjp(0), _matmul_vjp(1)),
          jvp=(lambda m, t, ans, args, params: m.matmul(t, args[1]),

@@ -11,7 +11,7 @@ bounded by the chunk. The command line and `Program.stream` both run their point
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 
@@ -50,8 +50,13 @@ class Batch:
                  outputs: list[str] | None = None, shapes: dict | None = None,
                  tangent: dict | None = None, cotangent: dict | None = None,
                  mode: str = "auto", points_format: str | None = None,
-                 columns: list[str] | None = None, allow_unused: bool = False):
+                 columns: list[str] | None = None, allow_unused: bool = False,
+                 reduce: str | None = None):
         self.program, self.command, self.mode = program, command, mode
+        #: "sum" or "mean": one result over all rows (see `reduction`); None: a row each
+        self.reduce = reduce
+        #: With `reduce`, once `reduction` has run: the one Report of the summed results.
+        self.reduced: Report | None = None
         self.source = program.source
         #: The outputs' components (m), once a run of arrays has told them.
         self.output_components: int | None = None
@@ -88,6 +93,15 @@ class Batch:
                 raise JacliError(f"{command} needs --{seed_option}, e.g. --{seed_option} "
                                  f"{(self.outputs if command == 'vjp' else self.inputs)[0]}=1",
                                  origin=f"--{seed_option}")
+        if reduce is not None:
+            if reduce not in ("sum", "mean"):
+                raise JacliError(f"unknown reduction {reduce!r}: sum or mean",
+                                 origin="--reduce")
+            if command not in STREAMED:
+                raise JacliError(f"`{command}` does not take --reduce", origin="--reduce")
+            if not points:
+                raise JacliError("--reduce sums over the rows of --points: give --points",
+                                 origin="--reduce")
         self.reader = None
         if points:
             required = [v for v in program.needed_variables(self.outputs) if v not in self.at]
@@ -100,6 +114,12 @@ class Batch:
                                        shapes=self.shapes)
 
     def __iter__(self) -> Iterator[Report]:
+        if self.reduce is not None:
+            for _, warnings in self.reduction():
+                for warning in warnings:
+                    self._warnings.setdefault(warning, None)
+            yield self.reduced
+            return
         for report, warnings in self.reports():
             for warning in warnings:
                 self._warnings.setdefault(warning, None)
@@ -285,6 +305,82 @@ class Batch:
                       arrays["vjp"], points.first_row if points else 0,
                       report_shapes, arrays["hvp"]), result.warnings
 
+    def reduction(self) -> Iterator[tuple["Rows", list]]:
+        """--reduce: the chunks' results summed (or averaged) over their good rows, with
+        compensated summation across chunks; yields each chunk's rows (count, bad rows,
+        first row) with its warnings as it goes, and leaves the one result in
+        `self.reduced` (a Report of one row; `rows` counts the rows used)."""
+        from .api import CompensatedSum
+
+        totals: dict[str, CompensatedSum] = {}
+        used, result, arrays = 0, None, False
+        for points in self.chunks():
+            values, batched = self._reduce_bindings(points)
+            good = points.count - len(points.bad_rows)
+            arrays = self.has_arrays({n: values[n] for n in batched}) or self.given_arrays()
+            result = self._summed(values, batched)
+            scale = good if result.rows != good else 1   # no column: one point for all
+            for key in ("value",) + ARRAYS_OF[self.command]:
+                totals.setdefault(key, CompensatedSum()).add(
+                    np.asarray(getattr(result, key), dtype=float) * scale)
+            used += good
+            yield Rows(points.count, points.bad_rows, points.first_row), result.warnings
+        sums = {key: total.value() for key, total in totals.items()}
+        if self.reduce == "mean":
+            with np.errstate(invalid="ignore", divide="ignore"):   # no rows: nan
+                sums = {key: s / used for key, s in sums.items()}
+        self.reduced = self._reduced_report(result, sums, used, arrays)
+
+    def _reduce_bindings(self, points: Points) -> tuple[dict, list[str]]:
+        """The good rows' columns and the --at values as given (shared, unbroadcast:
+        their adjoints are summed over the rows inside the sweep); the columns' names."""
+        columns = {n: c for n, c in points.columns.items() if n in self.program.variables}
+        if points.bad_rows:
+            mask = points.good_mask()
+            columns = {n: c[mask] for n, c in columns.items()}
+        return {**columns, **self.at}, list(columns)
+
+    def _summed(self, values: dict, batched: list[str]):
+        """The API call behind the command, summed over the rows of `batched`."""
+        program, outputs, inputs = self.program, self.outputs, self.inputs
+        options = {"batch": set(batched), "reduce": "sum"}
+        if self.command == "eval":
+            return program.eval(values, outputs, **options)
+        if self.command == "jac":
+            return program.jacobian(values, inputs, outputs, **options)
+        if self.command == "hess":
+            return program.hessian(values, inputs, outputs[0], **options)
+        if self.command == "jvp":
+            return program.jvp(values, self.seed, outputs, **options)
+        if self.command == "vjp":
+            return program.vjp(values, self.seed, inputs, outputs, **options)
+        return program.grad(values, inputs, outputs[0], **options)
+
+    def _reduced_report(self, result, sums: dict, rows: int, arrays: bool) -> Report:
+        """One row: the --at values shown, the summed results."""
+        names = [v for v in self.program.variables if v in self.at]
+        if not arrays:
+            at = np.array([[float(self.at[n]) for n in names]]).reshape(1, len(names))
+            return Report(self.command, result.inputs, self.outputs, names, at,
+                          sums["value"][None], _row(sums.get("jacobian")), {},
+                          _row(sums.get("hessian")), _row(sums.get("jvp")),
+                          _row(sums.get("vjp")), 0, None, rows=rows, reduce=self.reduce)
+        from .components import all_component_names, flatten
+
+        shapes = {n: tuple(result.shapes[n]) for n in names}
+        report_shapes = Shapes(shapes, {i: tuple(result.shapes[i]) for i in self.inputs},
+                               {o: tuple(result.shapes[o]) for o in self.outputs})
+        _, inputs, outputs = report_shapes.names()
+        m, n = len(outputs), len(inputs)
+        sizes = {"value": (m,), "jacobian": (m, n), "hessian": (n, n), "jvp": (m,),
+                 "vjp": (n,)}
+        flat = {key: np.reshape(sums[key], (1,) + sizes[key]) if key in sums else None
+                for key in sizes}
+        at = flatten({v: np.asarray(self.at[v], dtype=float)[None] for v in names}, names, 1)
+        return Report(self.command, inputs, outputs, all_component_names(shapes, names), at,
+                      flat["value"], flat["jacobian"], {}, flat["hessian"], flat["jvp"],
+                      flat["vjp"], 0, report_shapes, rows=rows, reduce=self.reduce)
+
     def checks(self, rtol: float, atol: float, gather: bool = False, fast: int | None = None):
         """`check`'s results, chunk by chunk (all chunks as one with `gather`): each
         (CheckResult, variables, at table, bad rows, first row). With `fast` (a seed),
@@ -349,6 +445,17 @@ class Batch:
                                arrays["gradient"], result.sparsity, arrays["nonzeros"],
                                points.bad_rows if points else {},
                                points.first_row if points else 0, shapes), result.warnings
+
+
+class Rows(NamedTuple):
+    """A chunk's rows, as --reduce reads them: how many, the bad ones, the first's number."""
+    count: int
+    bad_rows: dict[int, str]
+    first_row: int
+
+
+def _row(a):
+    return None if a is None else np.asarray(a)[None]
 
 
 def nothing_to_differentiate(program: Program, outputs: list[str]) -> None:

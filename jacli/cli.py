@@ -55,6 +55,11 @@ class Format(str, Enum):
     csv = "csv"
 
 
+class Reduce(str, Enum):
+    sum = "sum"
+    mean = "mean"
+
+
 class PointsFormat(str, Enum):
     csv = "csv"
     tsv = "tsv"
@@ -112,6 +117,9 @@ CheckOutputOpt = Annotated[Optional[str], typer.Option(
     "instead of standard output.")]
 TextOutputOpt = Annotated[Optional[str], typer.Option(
     "--output", "-o", metavar="PATH", help="Write to PATH instead of standard output.")]
+ReduceOpt = Annotated[Optional[Reduce], typer.Option(
+    "--reduce", case_sensitive=False, help="With --points: one result, the sum or mean over "
+    "all rows of each row's (bad rows are left out and named; JSON gives the rows used).")]
 AllowUnusedOpt = Annotated[bool, typer.Option(
     "--allow-unused", help="Accept --at values for variables the program does not use.")]
 
@@ -275,7 +283,8 @@ class _Job(Batch):
                          mode=mode.value if mode else "auto",
                          points_format=fmt.value if fmt else None,
                          columns=_split(options.get("columns")),
-                         allow_unused=options.get("allow_unused", False))
+                         allow_unused=options.get("allow_unused", False),
+                         reduce=options["reduce"].value if options.get("reduce") else None)
         if not self.inputs and options.get("explain"):
             nothing_to_differentiate(program, self.outputs)
 
@@ -368,6 +377,26 @@ def _write_reports(job: _Job, fmt: str, output: str | None) -> int:
     return problems.finish()
 
 
+def _write_reduced(job: _Job, fmt: str, output: str | None) -> int:
+    """--reduce: the rows read chunk by chunk (bad ones named as they come), then the one
+    result written as one point's."""
+    problems = _Problems(job.source)
+    for rows, warnings in job.reduction():
+        problems.add(rows, warnings)
+    report = job.reduced
+    suffix = Path(output).suffix.lower() if output else ""
+    if suffix in (".npy", ".npz"):
+        with target(output, binary=True) as f:
+            (save_npy if suffix == ".npy" else save_npz)(report, f)
+    elif fmt == "table" and output is None:
+        from .render import render_report
+        render_report(report)
+    else:
+        with target(output) as out:
+            TEXT_WRITERS["plain" if fmt == "table" else fmt](report, out, header=True)
+    return problems.finish()
+
+
 def _fail(error: JacliError) -> None:
     print("jacli: " + error.render(), file=sys.stderr)
     raise typer.Exit(2)
@@ -437,25 +466,28 @@ _COMMON_ONCE = [("program", ProgramArg, None), ("file", FileOpt, None), ("at", A
 _BATCH = [("points", PointsOpt, None), ("points_format", PointsFormatOpt, None),
           ("columns", ColumnsOpt, None)]
 _SELECT = [("wrt", WrtOpt, None), ("out", OutOpt, None)]
+_REDUCE = [("reduce", ReduceOpt, None)]
 _WRITE = [("format", FormatOpt, Format.auto), ("output", OutputOpt, None),
           ("allow_unused", AllowUnusedOpt, False)]
 
 #: Each command: its one-line summary and its options, in --help order.
 COMMANDS = {
     "eval": ("Evaluate the outputs at each point.",
-             _COMMON + _BATCH + [("wrt", EvalWrtOpt, None), ("out", OutOpt, None)] + _WRITE),
+             _COMMON + _BATCH + _REDUCE + [("wrt", EvalWrtOpt, None), ("out", OutOpt, None)]
+             + _WRITE),
     "grad": ("Value and gradient of one scalar output at each point.",
-             _COMMON + _BATCH + _SELECT + _WRITE),
+             _COMMON + _BATCH + _REDUCE + _SELECT + _WRITE),
     "jac": ("Values and the Jacobian (outputs x inputs) at each point.",
-            _COMMON + _BATCH + _SELECT + [("mode", ModeOpt, Mode.auto),
-                                          ("sparse", SparseOpt, False)] + _WRITE),
+            _COMMON + _BATCH + _REDUCE + _SELECT + [("mode", ModeOpt, Mode.auto),
+                                                    ("sparse", SparseOpt, False)] + _WRITE),
     "hess": ("Value, gradient and exact Hessian of one scalar output at each point.",
-             _COMMON + _BATCH + _SELECT + [("sparse", SparseOpt, False)] + _WRITE),
+             _COMMON + _BATCH + _REDUCE + _SELECT + [("sparse", SparseOpt, False)] + _WRITE),
     "jvp": ("Forward mode: the values and J.v for a tangent v.",
-            _COMMON + [("tangent", TangentOpt, None)] + _BATCH + [("out", OutOpt, None)]
-            + _WRITE),
+            _COMMON + [("tangent", TangentOpt, None)] + _BATCH + _REDUCE
+            + [("out", OutOpt, None)] + _WRITE),
     "vjp": ("Reverse mode: the values and u^T.J for a cotangent u.",
-            _COMMON + [("cotangent", CotangentOpt, None)] + _BATCH + _SELECT + _WRITE),
+            _COMMON + [("cotangent", CotangentOpt, None)] + _BATCH + _REDUCE + _SELECT
+            + _WRITE),
     "hvp": ("Value, gradient and the Hessian-vector product H.v of one scalar output.",
             _COMMON + [("tangent", HvpTangentOpt, None)] + _BATCH + _SELECT + _WRITE),
     "tape": ("Show the recorded tape; with --at, its values and the backward sweep.",
@@ -521,8 +553,9 @@ def _execute(command: str, options: dict) -> None:
             status = _run_sparse(job, _resolve_format(options["format"], options["output"]),
                                  options["output"])
         else:
-            status = _write_reports(job, _resolve_format(options["format"], options["output"]),
-                                    options["output"])
+            write = _write_reduced if job.reduce else _write_reports
+            status = write(job, _resolve_format(options["format"], options["output"]),
+                           options["output"])
         sys.stdout.flush()
     except JacliError as error:
         _fail(_file_hint(error, options))

@@ -29,7 +29,7 @@ import numpy as np
 from .errors import line_col
 from .prims import PRIMITIVES, static_shape
 from .sweeps import (CHAIN, PARTIAL, VALUE, Partials, _accumulate, _as_rows,  # noqa: F401
-                     _Rows, _rows, _Sink, forward_sweep, reverse_sweep)
+                     _Rows, _rows, _Sink, batch_total, forward_sweep, reverse_sweep)
 from .tape import CONST, VAR, Tape
 
 #: A sweep holds at most about this many floats per node (K chunks of seed directions).
@@ -422,3 +422,41 @@ def compressed(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes:
         mine = np.flatnonzero((colour_of >= chunk.start) & (colour_of < chunk.stop))
         nonzeros[:, mine] = result[colour_of[mine] - chunk.start, :, index_of[mine]].T
     return outputs, nonzeros
+
+
+def summed_vjp(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[int],
+               cotangents: list, wrt: list[str], log: WarningLog
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Values (B, m), and the sum over the B points of u_k^T.J for K cotangents u_k
+    given per output ((K, B or 1, *shape) each, or None): (K, n), over components.
+
+    ONE reverse sweep. What reaches a node shared by every point (B = 1: a parameter
+    given once, or what only parameters compute) is summed over the points there, so
+    the parameters' adjoints are never held per point; a batched input's adjoint is
+    summed over its points at the end."""
+    _, values, outputs = _values(tape, env, batch, output_nodes, log)
+    depends = tape.depends_on(wrt)
+    seeds: dict[int, object] = {}
+    directions = 1
+    with log.errstate():
+        for node, u in zip(output_nodes, cotangents):
+            if u is None or not depends[node]:
+                continue
+            log.node, log.stage = node, CHAIN
+            u = np.asarray(u, dtype=float)
+            directions = max(directions, len(u))
+            if values[node].shape[1] == 1:   # an output shared by every point: B times
+                u = batch_total(u, batch)
+            seeds[node] = _accumulate(seeds.get(node), u)
+    adjoints = reverse_sweep(tape, Partials(tape, values, log), seeds, depends, summed=True)
+    sizes = [int(np.prod(np.shape(env[name])[1:], dtype=np.int64)) if name in env else 1
+             for name in wrt]
+    result = np.zeros((directions, sum(sizes)))
+    for (lo, hi), name in zip(_segments(sizes), wrt):
+        node = tape.variable_nodes.get(name)
+        a = None if node is None else adjoints[node]
+        if a is not None:
+            a = batch_total(a, batch if values[node].shape[1] != 1 else 1)
+            result[:, lo:hi] = np.broadcast_to(a, (directions, 1) + a.shape[2:]).reshape(
+                directions, hi - lo)
+    return outputs, result

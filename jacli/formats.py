@@ -62,6 +62,8 @@ class Report(NamedTuple):
     first_row: int                    # rows are numbered from first_row + 1
     shapes: Shapes | None = None
     hvp: np.ndarray | None = None     # (B, n): H.v
+    rows: int | None = None           # --reduce: the points summed into this one row
+    reduce: str | None = None         # --reduce: sum or mean
 
     @staticmethod
     def concat(reports: list["Report"]) -> "Report":
@@ -165,7 +167,9 @@ def write_json(report: Report, out: TextIO, header: bool = True) -> None:
         values = at_rows[row] if shapes is None else _nest(at_rows[row], shapes.variables)
         at = ", ".join(f"{n}: {_json_value(v)}" for n, v in zip(names, values))
         body = ", ".join(f"{key}: {_json_value(rows[row])}" for key, rows in fields)
-        out.write(f'{head}"at": {{{at}}}, {body}{tail}\n')
+        reduced = "" if report.rows is None else \
+            f'"reduce": "{report.reduce}", "rows": {report.rows}, '
+        out.write(f'{head}"at": {{{at}}}, {reduced}{body}{tail}\n')
 
 
 def _nest(flat: list[float], shapes: dict[str, tuple[int, ...]]) -> list:

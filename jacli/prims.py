@@ -64,6 +64,12 @@ class Primitive(NamedTuple):
 
 
 PRIMITIVES: dict[str, Primitive] = {}
+#: Cotangent rules summed over the points, for an argument shared by every point (B = 1)
+#: of an entry that is not (reductions: sweeps.reverse_sweep's `summed`): name -> one rule
+#: per argument, `rule(m, g, ans, args, params)` giving (K, 1, *shape), or None to fall
+#: back to the per-point rule and a sum. Only where the per-point cotangent would be
+#: much larger than the sum (matmul: (B, p, q) against (p, q)).
+SUMMED_VJP: dict[str, tuple] = {}
 
 
 def defprim(name, arity, forward, *partials, variadic_partials=None, symbol=None,

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .prims import NUMERIC, PRIMITIVES, VARIADIC, static_shape
+from .prims import NUMERIC, PRIMITIVES, SUMMED_VJP, VARIADIC, static_shape
 from .tape import VAR, Tape
 
 VALUE, PARTIAL, CHAIN = "value", "partial", "chain"   # what is being evaluated (WarningLog)
@@ -84,6 +84,21 @@ class Partials:
         self.log.node, self.log.stage = index, PARTIAL
         return prim.vjp[position](NUMERIC, g, self.values[index],
                                   [self.values[a] for a in node.args], node.params)
+
+    def summed_cotangent(self, index: int, position: int, g):
+        """`cotangent` summed over the points of entry `index`, for an argument shared by
+        all of them: by the primitive's summed rule (prims.SUMMED_VJP) where it has one,
+        else the per-point cotangent, then its sum."""
+        node = self.tape.nodes[index]
+        rule = SUMMED_VJP.get(node.op, (None,) * len(node.args))[position]
+        if rule is not None:
+            self.log.node, self.log.stage = index, PARTIAL
+            summed = rule(NUMERIC, g, self.values[index],
+                          [self.values[a] for a in node.args], node.params)
+            if summed is not None:
+                return summed
+        c = self.cotangent(index, position, g)
+        return None if c is None else batch_total(c, self.values[index].shape[1])
 
     def tangent(self, index: int, position: int, t):
         """The tangent entry `index` gets from argument `position`'s tangent t, or None."""
@@ -201,15 +216,29 @@ def _accumulate(previous, contribution):
     return contribution if previous is None else previous + contribution
 
 
+def batch_total(value, rows: int):
+    """The sum over the points (axis 1 of (K, B, *shape), kept as 1) of a value standing
+    for `rows` points: pairwise, as NumPy sums a contiguous last axis (error O(log B)
+    ulps, not O(B)); a value held once for all of them (B = 1) counts `rows` times."""
+    value = np.asarray(value, dtype=float)
+    if value.shape[1] == 1:
+        return value * rows if rows != 1 else value
+    total = np.ascontiguousarray(np.moveaxis(value, 1, -1)).sum(axis=-1)
+    return np.expand_dims(total, 1)
+
+
 def reverse_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
                   depends: list[bool], rows: _Rows | None = None,
                   reached: dict[int, int] | None = None, sink=None,
-                  record: dict | None = None) -> list:
+                  record: dict | None = None, summed: bool = False) -> list:
     """Adjoints of every node, from cotangent `seeds` at output nodes.
 
     Entries that receive nothing stay None (a symbolic zero); only nodes that depend on
-    an input (`depends`) pass anything on. Without `rows` an adjoint is (K, B, *shape);
-    with them (a Jacobian's unit seeds), it holds only the rows of the outputs that have
+    an input (`depends`) pass anything on. With `summed` (and no `rows`), what an entry
+    passes to an argument shared by every point (B = 1: a parameter given once, or what
+    only parameters compute) is summed over the entry's points at once
+    (`Partials.summed_cotangent`), so that argument's adjoint is never held per point.
+    Without `rows` an adjoint is (K, B, *shape); with them (a Jacobian's unit seeds), it holds only the rows of the outputs that have
     reached the node (`partials.reached[node]`, a bitset; `reached` gives the seeds').
     With `record` (a dict), every contribution sent is kept there, by (entry, argument
     position): the tape view shows them.
@@ -236,10 +265,15 @@ def reverse_sweep(tape: Tape, partials: Partials, seeds: dict[int, object],
             if adjoint is None or not nodes[index].args:
                 continue
             elementwise = PRIMITIVES[nodes[index].op].vjp is None and partials.scalar
+            points = partials.values[index].shape[1] if summed else 1
             for position, arg in enumerate(nodes[index].args):
                 if not depends[arg]:
                     continue
-                if elementwise:   # the scalar path, as short as one sweep per output was
+                if points > 1 and partials.values[arg].shape[1] == 1:
+                    contribution = partials.summed_cotangent(index, position, adjoint)
+                    if contribution is None:
+                        continue
+                elif elementwise:   # the scalar path, as short as one sweep per output was
                     partial = partials.get(index, position)
                     if _is_symbolic(partial, 0.0):
                         continue

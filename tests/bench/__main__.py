@@ -793,6 +793,7 @@ def bench_b5(args, results: Results, rng, tmp: str) -> None:
 
 BENCHMARKS = {"B1": bench_b1, "B2": bench_b2, "B3": bench_b3, "B4": bench_b4, "B5": bench_b5,
               **structure.BENCHMARKS}   # S0-S2: sparsity and colouring (structure.py)
+BENCHMARKS.update(__import__("tests.bench.datasets", fromlist=["*"]).BENCHMARKS)  # D1, D4
 
 
 def guarded(results: Results, group: str, name: str, body) -> None:
