@@ -123,8 +123,7 @@ class ParquetPoints:
         from .components import ColumnError, group_columns
 
         pa = self.pa
-        try:
-            os.stat(path)
+        try:   # (pyarrow's own message for this is long and says less)
             with open(path, "rb"):
                 pass
         except OSError as error:
