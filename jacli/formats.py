@@ -269,8 +269,10 @@ class ParquetWriter:
 
     def write(self, report: Report) -> None:
         pa = self.pa
-        table = np.concatenate([report.at] + [_flat(a) for _, a in report.fields()], axis=1)
-        columns = table.T.copy()   # (one contiguous column each: no copy by pyarrow)
+        blocks = [report.at] + [_flat(a) for _, a in report.fields()]
+        # One contiguous copy per column (pyarrow then takes it as it is).
+        columns = [np.ascontiguousarray(block[:, j]) for block in blocks
+                   for j in range(block.shape[1])]
         mask = None
         if report.bad_rows:
             mask = np.zeros(report.count, dtype=bool)
@@ -279,10 +281,11 @@ class ParquetWriter:
         chunk = pa.Table.from_arrays([pa.array(column, mask=mask) for column in columns],
                                      schema=pa.schema([(n, pa.float64()) for n in names]))
         if self.writer is None:
+            # Results are continuous floats: a dictionary would be tried, then given up.
             self.writer = pa.parquet.ParquetWriter(pa.PythonFile(_Sink(self.stream), mode="w"),
-                                                   chunk.schema)
+                                                   chunk.schema, use_dictionary=False)
         self.pending.append(chunk)
-        self.floats += table.size
+        self.floats += report.count * len(columns)
         if self.floats >= self.ROW_GROUP_FLOATS:
             self._flush()
 
