@@ -38,7 +38,7 @@ try:
     from .batch import Batch, nothing_to_differentiate
     from .errors import JacliError
     from .prims import CONSTANTS, FUNCTIONS
-    from .formats import TEXT_WRITERS, Report, save_npy, save_npz
+    from .formats import TEXT_WRITERS, ParquetWriter, Report, save_npy, save_npz
     from .output import (StdoutClosed, WriteError, clean_up_on_signals, descriptor_named,
                          guard_standard_streams, target)
     from .points import parse_at
@@ -67,6 +67,7 @@ class PointsFormat(str, Enum):
     jsonl = "jsonl"
     npy = "npy"
     npz = "npz"
+    parquet = "parquet"
 
 
 ProgramArg = Annotated[Optional[str], typer.Argument(
@@ -92,7 +93,8 @@ ShapeOnceOpt = Annotated[Optional[list[str]], typer.Option(   # tape, graph, dif
 PointsOpt = Annotated[Optional[str], typer.Option(
     "--points", metavar="PATH", help="Many points: CSV or TSV with a header row naming the "
     "variables, JSON Lines, .npy (columns named by --columns; default: the inputs, in "
-    "order) or .npz (an array per variable). '-' reads standard input (CSV, or JSON Lines if it starts with '{').")]
+    "order), .npz (an array per variable) or Parquet (a file, a directory or a glob of them). "
+    "'-' reads standard input (CSV, or JSON Lines if it starts with '{').")]
 PointsFormatOpt = Annotated[Optional[PointsFormat], typer.Option(
     "--points-format", case_sensitive=False, help="Format of --points when its ending does "
     "not tell (ssv: fields separated by spaces, as jacli's plain output).")]
@@ -111,7 +113,7 @@ FormatOpt = Annotated[Format, typer.Option(
     "--format", case_sensitive=False, help="auto: table on a terminal, plain otherwise.")]
 OutputOpt = Annotated[Optional[str], typer.Option(
     "--output", "-o", metavar="PATH", help="Write results to PATH (.csv, .jsonl, .txt, "
-    ".npy, .npz) instead of standard output.")]
+    ".npy, .npz, .parquet) instead of standard output.")]
 CheckOutputOpt = Annotated[Optional[str], typer.Option(
     "--output", "-o", metavar="PATH", help="Write results to PATH (.csv, .jsonl, .txt) "
     "instead of standard output.")]
@@ -292,6 +294,8 @@ class _Job(Batch):
 # --- writing -----------------------------------------------------------------------------
 
 _FORMAT_BY_SUFFIX = {".csv": "csv", ".jsonl": "json", ".json": "json", ".txt": "plain"}
+#: Endings of the files written whole by a binary writer, not by a text format.
+_BINARY_SUFFIXES = (".npy", ".npz", ".parquet")
 
 
 def _resolve_format(fmt: Format, output: str | None) -> str:
@@ -301,17 +305,18 @@ def _resolve_format(fmt: Format, output: str | None) -> str:
         output = None   # standard output, by a name (/dev/stdout)
     suffix = Path(output).suffix.lower() if output else ""
     if fmt is not Format.auto:
-        if suffix in (".npy", ".npz"):
-            raise JacliError(f"{output} is a NumPy file: --format {fmt.value} cannot be "
+        if suffix in _BINARY_SUFFIXES:
+            kind = "a Parquet" if suffix == ".parquet" else "a NumPy"
+            raise JacliError(f"{output} is {kind} file: --format {fmt.value} cannot be "
                              "written to it", origin="-o",
                              hint="leave out --format, or give -o a text ending (.csv, "
                                   ".jsonl, .txt)")
         return fmt.value
     if output is not None:
-        if suffix and suffix not in _FORMAT_BY_SUFFIX and suffix not in (".npy", ".npz"):
+        if suffix and suffix not in _FORMAT_BY_SUFFIX and suffix not in _BINARY_SUFFIXES:
             raise JacliError(f"cannot tell the format of {output} from its ending",
-                             origin="-o", hint="use .csv, .jsonl, .txt, .npy or .npz, or "
-                                               "give --format")
+                             origin="-o", hint="use .csv, .jsonl, .txt, .npy, .npz or "
+                                               ".parquet, or give --format")
         return _FORMAT_BY_SUFFIX.get(suffix, "plain")
     return "table" if sys.stdout.isatty() else "plain"
 
@@ -359,6 +364,13 @@ def _write_reports(job: _Job, fmt: str, output: str | None) -> int:
             reports.append(report)
         with target(output, binary=True) as f:
             (save_npy if suffix == ".npy" else save_npz)(Report.concat(reports), f)
+        return problems.finish()
+    if suffix == ".parquet":   # streamed, a row group at a time
+        parquet = ParquetWriter(output)
+        with target(output, binary=True) as f, parquet.into(f):
+            for report, warnings in job.reports():
+                parquet.write(report)
+                problems.add(report, warnings)
         return problems.finish()
     if fmt == "table" and output is None:
         from .render import render_report
@@ -721,7 +733,7 @@ def _hint_fail(message: str, hint: str) -> None:
 def _run_tape(job: _Job, fmt: str, output: str | None) -> int:
     from .tape_view import explain_steps, tape_rows, write_explain, write_tape
 
-    if output and Path(output).suffix.lower() in (".npy", ".npz"):
+    if output and Path(output).suffix.lower() in _BINARY_SUFFIXES:
         raise JacliError("the tape is text: write it to .txt, .csv or .jsonl", origin="-o")
     # With no values at all the tape is shown as recorded; with some, all must be given.
     # In a run of arrays every entry shows its shape: from the values, or from --shape.
@@ -772,7 +784,7 @@ def _refuse_arrays(job: _Job, command: str) -> None:
 def _run_check(job: _Job, fmt: str, output: str | None) -> int:
     from .check_view import check_renderable, verdict_line, write_check
 
-    if output and Path(output).suffix.lower() in (".npy", ".npz"):
+    if output and Path(output).suffix.lower() in _BINARY_SUFFIXES:
         raise JacliError("check writes text: .txt, .csv or .jsonl", origin="-o")
     problems = _Problems(job.source)
     counts = [0, 0, 0]   # points checked, points failing, bad rows
@@ -817,7 +829,7 @@ def _run_check(job: _Job, fmt: str, output: str | None) -> int:
 def _run_diff(job: _Job, order: int, fmt: str, output: str | None) -> int:
     from .printer import derivatives, to_jacli, to_json, to_latex
 
-    if output and Path(output).suffix.lower() in (".npy", ".npz"):
+    if output and Path(output).suffix.lower() in _BINARY_SUFFIXES:
         raise JacliError("the derivative program is text: write it to .jac or .txt",
                          origin="-o")
     # a program of arrays, or --shape: each derivative an array, shaped as jax.jacobian's
@@ -832,7 +844,7 @@ def _run_diff(job: _Job, order: int, fmt: str, output: str | None) -> int:
 def _run_graph(job: _Job, fmt: str, output: str | None) -> int:
     from .graph import to_dot, to_mermaid
 
-    if output and Path(output).suffix.lower() in (".npy", ".npz"):
+    if output and Path(output).suffix.lower() in _BINARY_SUFFIXES:
         raise JacliError("the graph is text: write it to .dot, .mmd or .txt", origin="-o")
     shapes = None
     if job.at:

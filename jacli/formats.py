@@ -1,4 +1,4 @@
-"""Machine-facing output: plain, JSON Lines, CSV, .npy and .npz (cli.md).
+"""Machine-facing output: plain, JSON Lines, CSV, .npy, .npz and Parquet (cli.md).
 
 These never go through Rich. Every number is written as `repr(float)`, the
 shortest text that reads back to the same double; in JSON non-finite numbers are
@@ -8,6 +8,7 @@ the strings "nan", "inf" and "-inf" so the output stays valid JSON.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from typing import NamedTuple, TextIO
 
 import numpy as np
@@ -252,6 +253,78 @@ def blocks(report: Report) -> dict[str, np.ndarray]:
             for name, shape, block in split(getattr(report, key), inputs):
                 result[f"{key}/{name}"] = block.reshape((B,) + shape)
     return result
+
+
+class ParquetWriter:
+    """Reports written as one Parquet file: the columns of CSV output, in its order, all
+    float64; a bad row is null in every column (CSV's nan), so that the file read back
+    as points finds it bad again. Rows are gathered into row groups of about
+    ROW_GROUP_FLOATS numbers, whatever the chunks (a pipe's are small).
+
+    Made before the output is opened, so that a missing pyarrow is said before any file
+    is made; `into(stream)` is the block that writes to it: left by an exception, the
+    file is left without its footer (and `target` removes it)."""
+
+    ROW_GROUP_FLOATS = 1 << 22
+
+    def __init__(self, output: str):
+        from .parquet_io import pyarrow
+
+        self.pa = pyarrow(f"writing {output}", "-o")
+        self.writer, self.pending, self.floats = None, [], 0
+
+    def write(self, report: Report) -> None:
+        pa = self.pa
+        blocks = [report.at] + [_flat(a) for _, a in report.fields()]
+        # One contiguous copy per column (pyarrow then takes it as it is).
+        columns = [np.ascontiguousarray(block[:, j]) for block in blocks
+                   for j in range(block.shape[1])]
+        mask = None
+        if report.bad_rows:
+            mask = np.zeros(report.count, dtype=bool)
+            mask[list(report.bad_rows)] = True
+        names = csv_header(report)
+        chunk = pa.Table.from_arrays([pa.array(column, mask=mask) for column in columns],
+                                     schema=pa.schema([(n, pa.float64()) for n in names]))
+        if self.writer is None:
+            # Results are continuous floats: a dictionary would be tried, then given up.
+            self.writer = pa.parquet.ParquetWriter(pa.PythonFile(_Sink(self.stream), mode="w"),
+                                                   chunk.schema, use_dictionary=False)
+        self.pending.append(chunk)
+        self.floats += report.count * len(columns)
+        if self.floats >= self.ROW_GROUP_FLOATS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            rows = sum(len(chunk) for chunk in self.pending)
+            self.writer.write_table(self.pa.concat_tables(self.pending),
+                                    row_group_size=max(1, rows))
+        self.pending, self.floats = [], 0
+
+    @contextmanager
+    def into(self, stream):
+        self.stream = stream
+        try:
+            yield self
+        except BaseException:
+            if self.writer is not None:
+                self.writer.is_open = False   # no footer on a half file (nor at exit)
+            raise
+        if self.writer is not None:
+            self._flush()
+            self.writer.close()
+
+
+class _Sink:
+    """The binary stream of `output.target`, as pyarrow's PythonFile wants a file."""
+    closed = False
+
+    def __init__(self, stream):
+        self.write, self.flush = stream.write, stream.flush
+
+    def close(self) -> None:   # (target closes the stream)
+        pass
 
 
 TEXT_WRITERS = {"plain": write_plain, "json": write_json, "csv": write_csv}

@@ -1,5 +1,5 @@
 """Where the points come from: `--at` text and `--points` files (CSV, TSV, space-separated,
-JSON Lines, .npy, .npz).
+JSON Lines, .npy, .npz; Parquet in parquet_io.py).
 
 A points file is read in chunks of rows (`PointsReader.chunks`), so memory stays
 bounded however long it is. Each chunk becomes columns of equal length plus a
@@ -239,7 +239,8 @@ def _at_value(name: str, text: str, item: str, start: int, span: tuple[int, int]
 #: Points formats by file ending; standard input and other endings are told by their
 #: first bytes (`sniff_format`), else CSV.
 FORMATS_BY_SUFFIX = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl",
-                     ".ndjson": "jsonl", ".npy": "npy", ".npz": "npz"}
+                     ".ndjson": "jsonl", ".npy": "npy", ".npz": "npz", ".parquet": "parquet",
+                     ".pq": "parquet"}
 
 
 def guess_format(path: str, explicit: str | None) -> str | None:
@@ -251,7 +252,9 @@ def guess_format(path: str, explicit: str | None) -> str | None:
 
 def sniff_format(start: bytes) -> str:
     """The format told by a points file's first bytes: `{` JSON Lines, NumPy's magic .npy,
-    a zip .npz; anything else CSV."""
+    a zip .npz, `PAR1` Parquet; anything else CSV."""
+    if start.startswith(b"PAR1"):
+        return "parquet"
     start = start.removeprefix(b"\xef\xbb\xbf").lstrip()
     if start.startswith(b"{"):
         return "jsonl"
@@ -394,6 +397,11 @@ class PointsReader:
         self.pending: list[str] = []
         if columns is not None:
             _check_columns(columns)
+        from .parquet_io import names_parquet
+
+        if names_parquet(path, self.format):   # a file, a directory or a glob
+            self._open_parquet(path)
+            return
         try:
             binary = sys.stdin.buffer if path == "-" else open(path, "rb")
         except OSError as error:
@@ -416,6 +424,10 @@ class PointsReader:
         peeked = self.format is None
         if peeked:   # (the peeked bytes stay in the stream's buffer, for _Lines to take)
             self.format = sniff_format(_peek(self.binary))
+        if self.format == "parquet":   # told by its first bytes
+            self.close()
+            self._open_parquet("-" if stdin else self.origin)
+            return
         columns = self.given_columns
         if columns is not None and self.format in ("jsonl", "npz"):
             kind = "JSON Lines" if self.format == "jsonl" else ".npz"
@@ -447,6 +459,20 @@ class PointsReader:
         self.lines = _Lines(self.binary, peeked)
         if self.format in ("csv", "tsv", "ssv"):
             self._read_header()
+
+    def _open_parquet(self, path: str) -> None:
+        from .parquet_io import ParquetPoints
+
+        self.format, self.binary = "parquet", None
+        if path == "-":   # its index is at its end: it would have to be held whole
+            raise JacliError("Parquet points cannot be read from standard input: give the "
+                             "file's name", origin="--points")
+        if self.given_columns is not None:
+            raise JacliError("Parquet points name their own columns (--columns is for "
+                             "CSV, TSV, space-separated and .npy points)",
+                             origin="--columns")
+        self.parquet = ParquetPoints(path, self.wanted, self.required, self.shared,
+                                     self.shapes, self.declared)
 
     def close(self) -> None:
         binary = getattr(self, "binary", None)
@@ -539,6 +565,9 @@ class PointsReader:
         """The points, `rows` at a time (fewer when the lines are long, or when the input
         stalls: a pipe's rows are passed on as they arrive), in order; at least one
         (maybe empty) chunk."""
+        if self.format == "parquet":
+            yield from self.parquet.chunks(rows)
+            return
         if self.format == "npz":   # (read whole when opened)
             for start in range(0, max(self.count, 1), rows):
                 stop = min(start + rows, self.count)

@@ -22,6 +22,7 @@ B4 scaling      jacli.compile (parse + tape) and program.grad (at one point) of
                 the same text with jacli's grammar.
 B5 memory       peak RSS of `jacli grad ... --points N.csv --format csv` streaming
                 1,000,000 and 10,000,000 rows (tests/bench/memory.py).
+D2 Parquet      `jacli grad ... --points 1M.parquet -o out.parquet` against pyarrow + NumPy.
 
 Every timed comparison is interleaved (jacli and the reference alternate, and which
 of the two goes first alternates too) and reported as the median, because the
@@ -60,7 +61,7 @@ import numpy as np
 import jacli
 import jacli.grammar
 
-from . import memory, structure
+from . import memory, parquet, structure
 
 # --- the programs and their hand-written references ------------------------------------------
 
@@ -792,6 +793,7 @@ def bench_b5(args, results: Results, rng, tmp: str) -> None:
 # --- main ------------------------------------------------------------------------------------
 
 BENCHMARKS = {"B1": bench_b1, "B2": bench_b2, "B3": bench_b3, "B4": bench_b4, "B5": bench_b5,
+              "D2": parquet.bench_d2,
               **structure.BENCHMARKS}   # S0-S2: sparsity and colouring (structure.py)
 BENCHMARKS.update(__import__("tests.bench.datasets", fromlist=["*"]).BENCHMARKS)  # D1, D4
 
