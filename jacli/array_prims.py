@@ -266,6 +266,17 @@ def _inv(x):
     return _per_matrix(np.linalg.inv, _lift(x))
 
 
+def _adjugate(x):
+    """adj(X) = det(X) X^-1, for singular X too, per matrix of a stack: from the SVD
+    X = U diag(s) V^T, adj(X) = det(U) det(V) V diag(prod_{j != i} s_j) U^T."""
+    x = _lift(x)
+    finite = np.all(np.isfinite(x), axis=(-2, -1))[..., None, None]
+    u, s, vt = np.linalg.svd(np.where(finite, x, 0.0))
+    sign = (np.linalg.det(u) * np.linalg.det(vt))[..., None, None]
+    scaled = np.swapaxes(vt, -1, -2) * _exclusive_products(s)[..., None, :]
+    return np.where(finite, sign * np.matmul(scaled, np.swapaxes(u, -1, -2)), np.nan)
+
+
 def _solve(a, b):
     """NumPy 2's solve: b a vector (n,) or a matrix of right-hand sides (n, k), A and b
     stacks of them broadcast over their leading axes."""
@@ -337,15 +348,35 @@ def _per_matrix_scalar(m, v):
 
 
 def _det_partial(m, ans, x):
-    # d det(X) / dX = det(X) X^-T, for each matrix of a stack
-    return m.mul(_per_matrix_scalar(m, ans), m.swap(m.inv(x)))
+    # d det(X) / dX = adj(X)^T (= det(X) X^-T where X is invertible, and finite where it
+    # is not: det is a polynomial), for each matrix of a stack
+    return m.swap(m.adjugate(x))
+
+
+def _per_matrix_sum(m, v):
+    """The sum of each matrix of a stack (all elements for one matrix)."""
+    if len(m.shape(v)) == 2:
+        return m.sum(v, None)
+    return m.sum(m.sum(v, -1), -1)
 
 
 def _det_jvp(m, t, ans, args, params):
-    product = m.mul(t, _det_partial(m, ans, args[0]))
-    if len(m.shape(ans)) == 0:
-        return m.sum(product, None)
-    return m.sum(m.sum(product, -1), -1)   # over each matrix of the stack
+    return _per_matrix_sum(m, m.mul(t, _det_partial(m, ans, args[0])))
+
+
+def _adjugate_jvp(m, t, ans, args, params):
+    # adj = det X^-1: d adj[T] = tr(adj T) X^-1 - X^-1 T adj (X invertible: the second
+    # derivatives of det at a singular matrix stay nan)
+    y = m.inv(args[0])
+    trace = _per_matrix_scalar(m, _per_matrix_sum(m, m.mul(m.swap(ans), t)))
+    return m.sub(m.mul(trace, y), m.matmul(m.matmul(y, t), ans))
+
+
+def _adjugate_vjp(m, g, ans, args, params):
+    # the transpose of the map above: <G, X^-1> adj^T - X^-T G adj^T
+    y = m.inv(args[0])
+    inner = _per_matrix_scalar(m, _per_matrix_sum(m, m.mul(g, y)))
+    return m.sub(m.mul(inner, m.swap(ans)), m.matmul(m.matmul(m.swap(y), g), m.swap(ans)))
 
 
 def _summed_to(m, v, like):
@@ -531,6 +562,8 @@ defarray("det", 1, _det,
          vjp=(lambda m, g, ans, args, params: m.mul(_per_matrix_scalar(m, g),
                                                     _det_partial(m, ans, args[0])),),
          jvp=(_det_jvp,))
+defarray("adjugate", 1, _adjugate, internal=True,
+         vjp=(_adjugate_vjp,), jvp=(_adjugate_jvp,))
 defarray("inv", 1, _inv,
          vjp=(lambda m, g, ans, args, params: m.neg(
              m.matmul(m.matmul(m.swap(ans), g), m.swap(ans))),),
