@@ -200,6 +200,8 @@ def _along_last(x, axis, f):
 
 def _exclusive_products(v):
     # prod_{k != i} v_k without dividing by v_i: products from the left times from the right
+    if v.shape[-1] == 0:   # an empty slice: nothing to multiply
+        return v.copy()
     ones = np.ones(v.shape[:-1] + (1,))
     left = np.cumprod(np.concatenate([ones, v[..., :-1]], axis=-1), axis=-1)
     right = np.cumprod(np.concatenate([ones, v[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]

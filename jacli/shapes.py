@@ -128,10 +128,17 @@ def _reduction(op: str):
 
     def rule(shapes, params):
         (shape,), (axis,) = shapes, params
-        if axis is None:
+        normal = None if axis is None else _axis(name, shape, axis)
+        if name in ("max", "min") and (math.prod(shape) if normal is None or not shape
+                                       else shape[normal]) == 0:
+            # an empty slice (x[5:]): NumPy refuses too; sum is 0, prod 1, norm 0
+            where = "axis" if axis is not None else None
+            empty = "no elements" if axis is None else f"axis {axis} has no elements"
+            raise ShapeError(f"{name} of shape {shape}: {empty} to take the "
+                             f"{'largest' if name == 'max' else 'smallest'} of", where=where)
+        if normal is None:
             return ()
-        axis = _axis(name, shape, axis)
-        return shape[:axis] + shape[axis + 1:]   # () for a scalar
+        return shape[:normal] + shape[normal + 1:]   # () for a scalar
     rule.__name__ = f"_{op}_shape"
     return rule
 
