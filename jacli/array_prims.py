@@ -161,7 +161,8 @@ def _reduction(f):
 
 
 def _finite_max(x, axes):
-    top = np.max(x, axis=axes, keepdims=True) if axes else x
+    # (initial=-inf: an empty slice has no largest element; its logsumexp is -inf)
+    top = np.max(x, axis=axes, keepdims=True, initial=-np.inf) if axes else x
     return np.where(np.isfinite(top), top, 0.0)
 
 
@@ -505,11 +506,26 @@ def _count(shape, axis):
     return float(np.prod([shape[k] for k in _axes(axis, len(shape))]))
 
 
-defarray("mean", 1, _reduction(np.mean),
-         vjp=(lambda m, g, ans, args, params: m.div(
-             _unreduce(m, g, tuple(m.shape(args[0])), params[0]),
-             m.const(_count(tuple(m.shape(args[0])), params[0]))),),
-         jvp=(_linear(lambda m, t, axis: m.mean(t, axis)),))
+def _mean(x, axis=None):
+    # the sum over the count: the mean of an empty slice is 0/0, nan with the engine's
+    # warning naming the call (NumPy's mean would raise a Python RuntimeWarning)
+    x = _lift(x)
+    return np.sum(x, axis=_numpy_axes(axis, rank(x))) / _count(x.shape[2:], axis)
+
+
+def _mean_vjp(m, g, ans, args, params):
+    shape = tuple(m.shape(args[0]))
+    spread, count = _unreduce(m, g, shape, params[0]), _count(shape, params[0])
+    return spread if count == 0 else m.div(spread, m.const(count))   # (empty if 0)
+
+
+def _mean_jvp(m, t, ans, args, params):
+    # no elements: the tangent of the mean is their sum, 0, not 0/0 (as in reverse mode)
+    axis = params[0]
+    return m.sum(t, axis) if _count(tuple(m.shape(args[0])), axis) == 0 else m.mean(t, axis)
+
+
+defarray("mean", 1, _mean, vjp=(_mean_vjp,), jvp=(_mean_jvp,))
 defarray("prod_others", 1, _prod_others, internal=True,
          vjp=(lambda m, g, ans, args, params: m.prod_others_vjp(args[0], g, params[0]),),
          jvp=(lambda m, t, ans, args, params: m.prod_others_vjp(args[0], t, params[0]),))
