@@ -775,3 +775,20 @@ def test_an_empty_slice_has_derivatives_of_every_order():
     np.testing.assert_array_equal(hessian, np.diag([2.0, 0, 0]))
     hessian = jacli.compile("mean(x[3:]) + x[0]^2").hessian({"x": x}, batch=False).hessian
     np.testing.assert_array_equal(hessian, np.diag([2.0, 0, 0]))
+
+
+def test_an_output_of_no_components_beside_others_in_one_sweep():
+    # the failing example: t4 = v[5:] seeded no rows, and merging its empty adjoint with
+    # another output's took None for "no rows" (an internal error in reverse mode)
+    program = jacli.compile("t3 = sin(a)\nt4 = v[5:]\nt5 = sum(t4) + a*v[0]")
+    at = {"a": np.array([0.3, 0.1]), "v": np.array([[1.0, 2, 3], [4, 5, 6]])}
+    expected = [[[np.cos(0.3), 0, 0, 0], [1, 0.3, 0, 0]], [[np.cos(0.1), 0, 0, 0], [4, 0.1, 0, 0]]]
+    for mode in ("reverse", "forward"):
+        result = program.jacobian(at, batch=True, mode=mode)
+        np.testing.assert_allclose(result.jacobian, expected, rtol=1e-15)
+        assert result.blocks[("t4", "v")].shape == (2, 0, 3)
+    program = jacli.compile("t4 = w[5:] * a; t5 = sum(w) * a; t6 = M[:, 4:]")
+    at = {"a": 0.5, "w": np.array([1.0, 2.0]), "M": np.ones((2, 3))}
+    for mode in ("reverse", "forward"):
+        jacobian = program.jacobian(at, batch=False, mode=mode).jacobian
+        assert jacobian.tolist() == [[0.5, 0.5, 3.0] + [0.0] * 6]
