@@ -474,7 +474,7 @@ def by_name(result) -> dict[str, np.ndarray]:
     for name in result.outputs:
         shape = tuple(result.shapes[name])
         size = math.prod(shape)
-        out[name] = result.value[:, start:start + size].reshape((-1,) + shape)
+        out[name] = result.value[:, start:start + size].reshape(result.value.shape[:1] + shape)
         start += size
     return out
 
