@@ -239,20 +239,24 @@ class Program:
 
     def shapes(self, point: Mapping, batch=None) -> dict[str, tuple]:
         """Every variable's shape at `point` and every output's (in that order)."""
-        env, _, _, _, shapes = self._bind(point, self._output_nodes(self.outputs), batch)
-        static = self._shape_pass(shapes)
+        output_nodes = self._output_nodes(self.outputs)
+        env, _, _, _, shapes = self._bind(point, output_nodes, batch)
+        static = self._shape_pass(shapes, output_nodes)
         out = dict(shapes)
         for name, node in zip(self.tape.outputs, self.tape.output_nodes):
             out.setdefault(name, static[node] if static is not None else ())
         return out
 
-    def _shape_pass(self, variable_shapes: dict[str, tuple]) -> list[tuple] | None:
-        """The static shapes of every node (and the tape set to track them), or None for a
-        scalar program at scalar values (nothing to check: every shape is ())."""
+    def _shape_pass(self, variable_shapes: dict[str, tuple],
+                    output_nodes: list[int] | None = None) -> list[tuple] | None:
+        """The static shapes of the nodes `output_nodes` need (None for the others; the
+        tape set to track them), or None for a scalar program at scalar values (nothing to
+        check: every shape is ())."""
         if not self._arrays and all(s == () for s in variable_shapes.values()):
             self.tape.shapes = None
             return None
-        shapes = infer_shapes(self.tape, variable_shapes)
+        needed = None if output_nodes is None else self.tape.dependencies(output_nodes)
+        shapes = infer_shapes(self.tape, variable_shapes, needed)
         self.tape.set_shapes(variable_shapes, shapes)
         return shapes
 
@@ -271,7 +275,7 @@ class Program:
         output_nodes = self._output_nodes(outputs)
         env, batch_size, batched, batched_names, var_shapes = self._bind(
             point, output_nodes, batch, spread=reduce is None)   # reduced: shared stay one
-        static = self._shape_pass(var_shapes)
+        static = self._shape_pass(var_shapes, output_nodes)
         out_shapes = [static[node] if static is not None else () for node in output_nodes]
         if (one_element or kind in ("hessian", "hvp")) and static is not None:
             require_scalar_output(self.tape, static, outputs[0],
@@ -631,7 +635,7 @@ class Program:
         env, batch, batched, _, shapes = self._bind(point, output_nodes, batch)
         if batched and batch != 1:
             raise JacliError("the tape is shown at one point at a time")
-        static = self._shape_pass(shapes)
+        static = self._shape_pass(shapes, output_nodes)
         env = {name: v[:1] for name, v in env.items()}
         log = WarningLog()
         sweep = evaluate(self.tape, env, 1, output_nodes, inputs, log, keep=True)

@@ -180,7 +180,8 @@ def _reduction(f):
 
 
 def _finite_max(x, axes):
-    top = np.max(x, axis=axes, keepdims=True) if axes else x
+    # (initial=-inf: an empty slice has no largest element; its logsumexp is -inf)
+    top = np.max(x, axis=axes, keepdims=True, initial=-np.inf) if axes else x
     return np.where(np.isfinite(top), top, 0.0)
 
 
@@ -219,6 +220,8 @@ def _along_last(x, axis, f):
 
 def _exclusive_products(v):
     # prod_{k != i} v_k without dividing by v_i: products from the left times from the right
+    if v.shape[-1] == 0:   # an empty slice: nothing to multiply
+        return v.copy()
     ones = np.ones(v.shape[:-1] + (1,))
     left = np.cumprod(np.concatenate([ones, v[..., :-1]], axis=-1), axis=-1)
     right = np.cumprod(np.concatenate([ones, v[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
@@ -283,6 +286,17 @@ def _trace(x):
 
 def _inv(x):
     return _per_matrix(np.linalg.inv, _lift(x))
+
+
+def _adjugate(x):
+    """adj(X) = det(X) X^-1, for singular X too, per matrix of a stack: from the SVD
+    X = U diag(s) V^T, adj(X) = det(U) det(V) V diag(prod_{j != i} s_j) U^T."""
+    x = _lift(x)
+    finite = np.all(np.isfinite(x), axis=(-2, -1))[..., None, None]
+    u, s, vt = np.linalg.svd(np.where(finite, x, 0.0))
+    sign = (np.linalg.det(u) * np.linalg.det(vt))[..., None, None]
+    scaled = np.swapaxes(vt, -1, -2) * _exclusive_products(s)[..., None, :]
+    return np.where(finite, sign * np.matmul(scaled, np.swapaxes(u, -1, -2)), np.nan)
 
 
 def _solve(a, b):
@@ -378,15 +392,35 @@ def _per_matrix_scalar(m, v):
 
 
 def _det_partial(m, ans, x):
-    # d det(X) / dX = det(X) X^-T, for each matrix of a stack
-    return m.mul(_per_matrix_scalar(m, ans), m.swap(m.inv(x)))
+    # d det(X) / dX = adj(X)^T (= det(X) X^-T where X is invertible, and finite where it
+    # is not: det is a polynomial), for each matrix of a stack
+    return m.swap(m.adjugate(x))
+
+
+def _per_matrix_sum(m, v):
+    """The sum of each matrix of a stack (all elements for one matrix)."""
+    if len(m.shape(v)) == 2:
+        return m.sum(v, None)
+    return m.sum(m.sum(v, -1), -1)
 
 
 def _det_jvp(m, t, ans, args, params):
-    product = m.mul(t, _det_partial(m, ans, args[0]))
-    if len(m.shape(ans)) == 0:
-        return m.sum(product, None)
-    return m.sum(m.sum(product, -1), -1)   # over each matrix of the stack
+    return _per_matrix_sum(m, m.mul(t, _det_partial(m, ans, args[0])))
+
+
+def _adjugate_jvp(m, t, ans, args, params):
+    # adj = det X^-1: d adj[T] = tr(adj T) X^-1 - X^-1 T adj (X invertible: the second
+    # derivatives of det at a singular matrix stay nan)
+    y = m.inv(args[0])
+    trace = _per_matrix_scalar(m, _per_matrix_sum(m, m.mul(m.swap(ans), t)))
+    return m.sub(m.mul(trace, y), m.matmul(m.matmul(y, t), ans))
+
+
+def _adjugate_vjp(m, g, ans, args, params):
+    # the transpose of the map above: <G, X^-1> adj^T - X^-T G adj^T
+    y = m.inv(args[0])
+    inner = _per_matrix_scalar(m, _per_matrix_sum(m, m.mul(g, y)))
+    return m.sub(m.mul(inner, m.swap(ans)), m.matmul(m.matmul(m.swap(y), g), m.swap(ans)))
 
 
 def _summed_to(m, v, like):
@@ -635,11 +669,26 @@ def _count(shape, axis):
     return float(np.prod([shape[k] for k in _axes(axis, len(shape))]))
 
 
-defarray("mean", 1, _reduction(np.mean),
-         vjp=(lambda m, g, ans, args, params: m.div(
-             _unreduce(m, g, tuple(m.shape(args[0])), params[0]),
-             m.const(_count(tuple(m.shape(args[0])), params[0]))),),
-         jvp=(_linear(lambda m, t, axis: m.mean(t, axis)),),
+def _mean(x, axis=None):
+    # the sum over the count: the mean of an empty slice is 0/0, nan with the engine's
+    # warning naming the call (NumPy's mean would raise a Python RuntimeWarning)
+    x = _lift(x)
+    return np.sum(x, axis=_numpy_axes(axis, rank(x))) / _count(x.shape[2:], axis)
+
+
+def _mean_vjp(m, g, ans, args, params):
+    shape = tuple(m.shape(args[0]))
+    spread, count = _unreduce(m, g, shape, params[0]), _count(shape, params[0])
+    return spread if count == 0 else m.div(spread, m.const(count))   # (empty if 0)
+
+
+def _mean_jvp(m, t, ans, args, params):
+    # no elements: the tangent of the mean is their sum, 0, not 0/0 (as in reverse mode)
+    axis = params[0]
+    return m.sum(t, axis) if _count(tuple(m.shape(args[0])), axis) == 0 else m.mean(t, axis)
+
+
+defarray("mean", 1, _mean, vjp=(_mean_vjp,), jvp=(_mean_jvp,),
          explain=(lambda w: f"{_spread(w)}, divided by "
                             f"{_count(tuple(w.shapes[0]), w.params[0]):g}",))
 defarray("prod_others", 1, _prod_others, internal=True,
@@ -701,7 +750,9 @@ defarray("det", 1, _det,
          vjp=(lambda m, g, ans, args, params: m.mul(_per_matrix_scalar(m, g),
                                                     _det_partial(m, ans, args[0])),),
          jvp=(_det_jvp,),
-         explain=(lambda w: f"ḡ * {w.ans} * inv({w.args[0]})ᵀ",))
+         explain=(lambda w: f"ḡ * adjugate({w.args[0]})ᵀ",))
+defarray("adjugate", 1, _adjugate, internal=True,
+         vjp=(_adjugate_vjp,), jvp=(_adjugate_jvp,))
 defarray("inv", 1, _inv,
          vjp=(lambda m, g, ans, args, params: m.neg(
              m.matmul(m.matmul(m.swap(ans), g), m.swap(ans))),),

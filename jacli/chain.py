@@ -52,7 +52,7 @@ def chain(program, point: Mapping, wrt: Sequence[str] | None = None,
     tape = program.tape
     output_nodes = [tape.output_node(o) for o in outputs]
     env, _, _, _, var_shapes = program._bind(point, output_nodes, batch=False)
-    static = program._shape_pass(var_shapes)
+    static = program._shape_pass(var_shapes, output_nodes)
     needed = tape.dependencies(output_nodes)
     log = WarningLog()
     values = forward(tape, env, needed, log)

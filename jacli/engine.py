@@ -208,7 +208,8 @@ def _seed_chunk(nodes: list[int], shapes: list[tuple], segments, chunk: range,
     seeds: dict[int, np.ndarray] = {}
     reached: dict[int, int] = {}
     for k, (node, shape, (lo, hi)) in enumerate(zip(nodes, shapes, segments)):
-        if node is None or not live[k] or hi <= chunk.start or lo >= chunk.stop:
+        # (an output or input of no components, an empty slice, has no rows to seed)
+        if node is None or not live[k] or hi <= chunk.start or lo >= chunk.stop or lo == hi:
             continue
         part = range(max(lo, chunk.start), min(hi, chunk.stop))
         # a scalar's one row: the symbolic 1.0, as a sweep of its own would start with

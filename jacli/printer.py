@@ -186,6 +186,12 @@ def _array_text(node, args: list[tuple[str, int]], shapes: list[tuple],
         default = -1 if op == "softmax" else None
         keyword = "" if axis == default else f", axis={axis}"
         return f"{_REDUCTIONS.get(op, op)}({args[0][0]}{keyword})", ATOM
+    if op == "adjugate" and len(shapes[0]) == 2:   # internal (det's derivative)
+        text = args[0][0]
+        return f"det({text})*inv({text})", PRODUCT
+    if op == "adjugate":
+        raise JacliError("diff cannot write the derivative of det(...) of a stack of "
+                         "matrices as a program yet", origin="program")
     if op not in _MOVES:
         return f"{op}({', '.join(text for text, _ in args)})", ATOM
     (text, level), shape = args[0], shapes[0]

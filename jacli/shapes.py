@@ -128,10 +128,17 @@ def _reduction(op: str):
 
     def rule(shapes, params):
         (shape,), (axis,) = shapes, params
-        if axis is None:
+        normal = None if axis is None else _axis(name, shape, axis)
+        if name in ("max", "min") and (math.prod(shape) if normal is None or not shape
+                                       else shape[normal]) == 0:
+            # an empty slice (x[5:]): NumPy refuses too; sum is 0, prod 1, norm 0
+            where = "axis" if axis is not None else None
+            empty = "no elements" if axis is None else f"axis {axis} has no elements"
+            raise ShapeError(f"{name} of shape {shape}: {empty} to take the "
+                             f"{'largest' if name == 'max' else 'smallest'} of", where=where)
+        if normal is None:
             return ()
-        axis = _axis(name, shape, axis)
-        return shape[:axis] + shape[axis + 1:]   # () for a scalar
+        return shape[:normal] + shape[normal + 1:]   # () for a scalar
     rule.__name__ = f"_{op}_shape"
     return rule
 
@@ -255,7 +262,7 @@ SHAPE_RULES = {
     "broadcast_to": _given_shape(0), "sum_to": _given_shape(0), "index_scatter": _given_shape(1),
     # internal ops of the derivative rules (array_prims.py)
     "reshape": _given_shape(0), "swap": _swap, "prod_others": _same,
-    "prod_others_vjp": _same,
+    "prod_others_vjp": _same, "adjugate": _same,
 }
 # How the messages name an op: `amax` is written max(...), `min`/`max` with one argument.
 _WRITTEN = {"amax": "max", "amin": "min"}
@@ -263,9 +270,14 @@ _WRITTEN = {"amax": "max", "amin": "min"}
 
 # --- the pass ----------------------------------------------------------------------------
 
-def infer_shapes(tape, variable_shapes: dict[str, tuple]) -> list[Shape]:
+def infer_shapes(tape, variable_shapes: dict[str, tuple],
+                 needed: list[bool] | None = None) -> list[Shape]:
     """The static shape of every node of `tape`, in order; a variable not in
-    `variable_shapes` is a scalar. A mismatch raises JacliError with a caret."""
+    `variable_shapes` is a scalar. A mismatch raises JacliError with a caret.
+    With `needed` (per node), only the nodes the outputs of a run need are checked: a
+    `let` the outputs do not use, or an output not selected, may name variables given
+    no value, as in v1 (such nodes are never evaluated). Their shapes are inferred where
+    the rules allow (a derivative's nodes may coincide with them), else None."""
     from .prims import PRIMITIVES   # here, not at the top: prims.py imports this module
 
     given = {name: tuple(shape) for name, shape in variable_shapes.items()}
@@ -288,6 +300,10 @@ def infer_shapes(tape, variable_shapes: dict[str, tuple]) -> list[Shape]:
             continue
         args = [shapes[a] for a in node.args]
         rule = rules[op]
+        checked = needed is None or needed[index]
+        if not checked and None in args:
+            append(None)
+            continue
         try:
             if rule is not None:
                 append(tuple(rule(args, node.params)))
@@ -298,6 +314,9 @@ def infer_shapes(tape, variable_shapes: dict[str, tuple]) -> list[Shape]:
                 symbol = primitive.symbol if primitive is not None else None
                 append(broadcast(args, symbol or _WRITTEN.get(op, op)))
         except ShapeError as error:
+            if not checked:
+                append(None)
+                continue
             raise shape_error_at(tape, index, error) from None
     return shapes
 

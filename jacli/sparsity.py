@@ -66,6 +66,8 @@ def gather(p: Pattern, source: np.ndarray, shape: tuple, n: int) -> Pattern:
     """Component k of the result depends on what component source[k] of p depends on
     (-1: on nothing). `source` is laid out in the result's `shape`."""
     source = np.asarray(source, dtype=np.int64).reshape(-1)
+    if len(p.indptr) == 1:   # p has no components (an empty slice): nothing to depend on
+        return empty(shape)
     valid = source >= 0
     safe = np.where(valid, source, 0)
     counts = np.where(valid, p.indptr[safe + 1] - p.indptr[safe], 0)

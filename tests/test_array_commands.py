@@ -72,6 +72,33 @@ def test_grad_and_hess_of_an_array_output_name_its_shape_under_a_caret():
     assert code == 2 and "hess needs an output with one element" in err
 
 
+@pytest.mark.parametrize("command, program, at, message, lines", [
+    ("eval", "x - y", "x=[1,2],y=[1,2,3]", "1:3: - of shapes (2,) and (3,): cannot broadcast",
+     ["  x - y", "    ^"]),
+    ("jac", "y = x[2]", "x=[1,2]",
+     "1:7: index 2 is out of range for axis 0 of shape (2,) (size 2)", ["  y = x[2]", "        ^"]),
+    ("grad", "s = sum([x, [1, 2]])", "x=[1,2,3]", "1:13: array literal with elements of shapes "
+     "(3,) and (2,): element 1 differs from element 0 (a literal is not ragged)",
+     ["  s = sum([x, [1, 2]])", "              ^^^^^^"]),
+    ("hess", "logsumexp(x, axis=1)", "x=[1,2]",
+     "1:14: logsumexp of shape (2,): axis 1 is out of range for rank 1",
+     ["  logsumexp(x, axis=1)", "               ^^^^^^"]),
+    ("jvp", "det(A)", "A=[[1,2,3]]", "1:1: det of shape (1, 3): the matrix is not square (1 x 3)",
+     ["  det(A)", "  ^^^^^^"]),
+    ("vjp", "B = inv(A)\nt = 2", "A=[[1,2,3],[4,5,6]]",
+     "1:5: inv of shape (2, 3): the matrix is not square (2 x 3)",
+     ["  B = inv(A)", "      ^^^^^^"]),
+    ("check", "solve(A, b)", "A=[[1,2],[3,4]],b=[1,2,3]", "1:1: solve of shapes (2, 2) and "
+     "(3,): the matrix has 2 rows and the right-hand side 3", ["  solve(A, b)", "  ^^^^^^^^^^^"]),
+])
+def test_every_kind_of_shape_error_exits_2_with_its_caret_from_every_command(
+        command, program, at, message, lines):
+    extra = {"jvp": ["--tangent", "A=[[1,1,1]]"], "vjp": ["--cotangent", "t=1"]}.get(command, [])
+    code, out, err = invoke_jacli(command, program, "--at", at, *extra)
+    assert (code, out) == (2, "")
+    assert err.splitlines() == ["jacli: error: program:" + message] + lines
+
+
 def test_a_shape_mismatch_is_the_shape_pass_caret_error():
     code, out, err = invoke_jacli("jac", "A @ x", "--at", "A=[[1,2,3],[4,5,6]],x=[1,2]")
     assert (code, out) == (2, "")

@@ -283,20 +283,39 @@ def test_prod_is_exact_where_elements_are_zero():
     np.testing.assert_array_equal(hess, [[0, 3, 0], [3, 0, 0], [0, 0, 0]])
 
 
-@pytest.mark.parametrize("op, shapes", [("inv", [(2, 2)]), ("solve", [(2, 2), (2,)]),
-                                        ("det", [(2, 2)])])
+@pytest.mark.parametrize("op, shapes", [("inv", [(2, 2)]), ("solve", [(2, 2), (2,)])])
 def test_a_singular_matrix_gives_nan_with_a_warning_naming_the_call(op, shapes):
     prog = program(build(op, shapes))
     at = {"a": np.array([[1.0, 2.0], [2.0, 4.0]]), "b": np.array([1.0, 1.0])}
     with warnings.catch_warnings():
         warnings.simplefilter("error")   # no NumPy RuntimeWarning, no LinAlgError
         res = prog.jacobian(at, batch=False)
-    if op == "det":
-        assert res.value[0] == 0.0
-    else:
-        assert np.isnan(res.value).all()
+    assert np.isnan(res.value).all()
     assert np.isnan(res.jacobian).any()
     assert any(w.op == op for w in res.warnings)
+
+
+def test_the_gradient_of_det_at_a_singular_matrix_is_the_cofactor_matrix():
+    # det is a polynomial: d det / dA is the cofactor matrix everywhere, singular A too
+    # (it was det(A) A^-T: nan, with a warning). [[a, b], [c, d]] -> [[d, -c], [-b, a]]
+    prog = program(build("det", [(2, 2)]))
+    for mode in ("reverse", "forward"):
+        res = prog.jacobian({"a": np.array([[1.0, 2.0], [2.0, 4.0]])}, batch=False, mode=mode)
+        assert res.value[0] == 0.0 and res.warnings == []
+        np.testing.assert_allclose(res.jacobian[0], [4, -2, -2, 1], rtol=1e-14, atol=1e-14)
+        zero = prog.jacobian({"a": np.zeros((3, 3))}, batch=False, mode=mode)
+        np.testing.assert_array_equal(zero.jacobian, np.zeros((1, 9)))
+    # a 3 x 3 of rank 2, and a stack holding it beside an invertible one
+    singular = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])
+    cofactors = np.array([[-3, 6, -3], [6, -12, 6], [-3, 6, -3]])   # by hand
+    prog = program(build("det", [(2, 3, 3)]))
+    stack = np.stack([singular, np.eye(3) * 2])
+    jac = prog.jacobian({"a": stack}, batch=False).jacobian.reshape(2, 2, 3, 3)
+    np.testing.assert_allclose(jac[0, 0], cofactors, atol=1e-12)
+    np.testing.assert_allclose(jac[1, 1], np.eye(3) * 4, atol=1e-12)
+    assert not jac[0, 1].any() and not jac[1, 0].any()
+    jvp = prog.jvp({"a": stack}, {"a": np.ones((2, 3, 3))}, batch=False).jvp
+    np.testing.assert_allclose(jvp, [cofactors.sum(), 12.0], atol=1e-12)
 
 
 def test_an_output_independent_of_an_entry_with_an_infinite_partial_gets_an_exact_zero():

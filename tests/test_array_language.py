@@ -358,11 +358,59 @@ def test_matmul_of_mismatched_shapes_is_the_error_of_arrays_md():
     ("dot(x, y)", dict(x=(2,), y=(3,)), "dot of shapes (2,) and (3,): lengths 2 and 3 differ",
      "dot(x, y)"),
     ("trace(x)", dict(x=(3,)), "trace of shape (3,): trace takes a matrix", "trace(x)"),
+    # every operator broadcasts (and names itself), and a function of two arguments
+    ("x - y", dict(x=(2,), y=(3,)), "- of shapes (2,) and (3,): cannot broadcast", "-"),
+    ("x / W", dict(x=(2,), W=(2, 3)), "/ of shapes (2,) and (2, 3): cannot broadcast", "/"),
+    ("x ^ y", dict(x=(2,), y=(3,)), "^ of shapes (2,) and (3,): cannot broadcast", "^"),
+    ("hypot(c, r)", dict(c=(2, 1), r=(3, 2)),
+     "hypot of shapes (2, 1) and (3, 2): cannot broadcast", "hypot(c, r)"),
+    ("A @ B", dict(A=(2, 2, 3), B=(3, 3, 2)), "matmul of shapes (2, 2, 3) and (3, 3, 2): batch "
+     "dimensions of shapes (2,) and (3,): cannot broadcast", "@"),
+    ("sum(x)[0]", dict(x=(2,)), "index of shape (): 1 subscripts for 0 axes", "0"),
+    ("s = [x, [1, 2]]", dict(x=(3,)), "array literal with elements of shapes (3,) and (2,): "
+     "element 1 differs from element 0 (a literal is not ragged)", "[1, 2]"),
+    ("prod(x, axis=-2)", dict(x=(2,)), "prod of shape (2,): axis -2 is out of range for rank 1",
+     "axis=-2"),
+    ("norm(x, axis=2)", dict(x=(1, 2)), "norm of shape (1, 2): axis 2 is out of range for "
+     "rank 2", "axis=2"),
+    ("logsumexp(x, axis=1)", dict(x=(2,)),
+     "logsumexp of shape (2,): axis 1 is out of range for rank 1", "axis=1"),
+    ("min(x, axis=-3)", dict(x=(1, 2)), "min of shape (1, 2): axis -3 is out of range for "
+     "rank 2", "axis=-3"),
+    ("det(A)", dict(A=(1, 3)), "det of shape (1, 3): the matrix is not square (1 x 3)",
+     "det(A)"),
+    ("det(A)", dict(A=(2, 3, 2)), "det of shape (2, 3, 2): the matrix is not square (3 x 2)",
+     "det(A)"),
+    ("inv(v)", dict(v=(2,)), "inv of shape (2,): inv takes a square matrix", "inv(v)"),
+    ("1 + inv(s)", {}, "inv of shape (): inv takes a square matrix", "inv(s)"),
+    ("solve(A, B)", dict(A=(2, 2), B=(3, 2)),
+     "solve of shapes (2, 2) and (3, 2): the matrix has 2 rows and the right-hand side 3",
+     "solve(A, B)"),
+    ("solve(A, b)", dict(A=(2, 2)), "solve of shapes (2, 2) and (): the right-hand side is a "
+     "scalar, not a vector or a matrix", "solve(A, b)"),
+    ("solve(v, v)", dict(v=(2,)),
+     "solve of shapes (2,) and (2,): the first argument is not a square matrix", "solve(v, v)"),
+    ("dot(A, x)", dict(A=(2, 2), x=(2,)), "dot of shapes (2, 2) and (2,): dot takes two vectors "
+     "(use @ for matrices)", "dot(A, x)"),
+    ("outer(A, x)", dict(A=(2, 2), x=(2,)), "outer of shapes (2, 2) and (2,): outer takes two "
+     "vectors", "outer(A, x)"),
+    ("diag(A)", dict(A=(1, 1, 1)), "diag of shape (1, 1, 1): diag takes a vector or a matrix",
+     "diag(A)"),
+    # an empty slice has no largest element (NumPy refuses too; was an internal error)
+    ("max(x[5:])", dict(x=(3,)), "max of shape (0,): no elements to take the largest of",
+     "max(x[5:])"),
+    ("sum(min(A[2:], axis=0))", dict(A=(2, 2)),
+     "min of shape (0, 2): axis 0 has no elements to take the smallest of", "axis=0"),
 ])
 def test_every_shape_error_has_its_message_and_caret(source, shapes, message, under):
     err = error_of(source, **shapes)
     assert err.message == message
     assert caret(err) == under
+
+
+def test_an_empty_slice_is_valid_where_numpy_takes_it():
+    assert shape_of("x[5:]", x=(3,)) == (0,) and shape_of("sum(x[3:])", x=(3,)) == ()
+    assert shape_of("max(A[2:], axis=1)", A=(2, 2)) == (0,)   # nothing to reduce: empty
 
 
 def test_a_shape_error_on_a_later_line_points_there():

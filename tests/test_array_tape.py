@@ -142,7 +142,7 @@ def sends_of(program: str, *at: str) -> dict[str, list[tuple[str, object]]]:
     ("sum(diag(x))", "x=[1,2]", "v1", [("v0", "the diagonal of ḡ")]),
     ("sum(diag(A))", "A=[[1,2],[3,4]]", "v1", [("v0", "ḡ on the diagonal of [2,2] zeros")]),
     ("trace(A)", "A=[[1,2],[3,4]]", "v1", [("v0", "ḡ on the diagonal of [2,2] zeros")]),
-    ("det(A)", "A=[[2,1],[1,3]]", "v1", [("v0", "ḡ * v1 * inv(A)ᵀ")]),
+    ("det(A)", "A=[[2,1],[1,3]]", "v1", [("v0", "ḡ * adjugate(A)ᵀ")]),
     ("sum(inv(A))", "A=[[2,1],[1,3]]", "v1", [("v0", "-v1ᵀ @ ḡ @ v1ᵀ")]),
     ("sum(solve(A, b))", "A=[[2,1],[1,3]],b=[1,2]", "v2",
      [("v0", "-outer(solve(Aᵀ, ḡ), v2)"), ("v1", "solve(Aᵀ, ḡ)")]),
