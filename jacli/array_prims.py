@@ -254,7 +254,13 @@ def _dot(a, b):
     a, b = _lift(a), _lift(b)
     if rank(a) == 0 or rank(b) == 0:   # a scalar scales, as in NumPy
         return PRIMITIVES["mul"].forward(a, b)
-    return np.sum(np.multiply(a, b), axis=-1)
+    if a.ndim == 3 and b.ndim == 3 and a.shape[1] == 1 and b.shape[0] == 1:
+        # K seed rows (K, 1, n), the same at every point, against B points (1, B, n): one
+        # matrix product, (K, B) laid out point by point, so that what is built on it is
+        # too, as the Jacobian (B, m, n) is (its rows are then copied in as they lie)
+        return (b[0] @ a[:, 0].T).T
+    # no product array in between (of K rows and B points: (K, B, n))
+    return np.einsum("...i,...i->...", a, b)
 
 
 def _outer(a, b):
@@ -475,10 +481,12 @@ def _trace_vjp(m, g, ans, args, params):
 
 
 def _softmax_map(m, g, ans, args, params):
-    # the Jacobian diag(s) - s s^T is symmetric: one formula for both modes
-    axis = params[0]
-    inner = _unreduce(m, m.sum(m.mul(g, ans), axis), tuple(m.shape(ans)), axis)
-    return m.mul(ans, m.sub(g, inner))
+    # the Jacobian diag(s) - s s^T is symmetric: one formula for both modes. Over a
+    # Jacobian's K seed rows g and ans make (K, B, n): the inner product of a vector is a
+    # dot (no such product in between), and the rest one such array, not two (mul_diff)
+    axis, shape = params[0], tuple(m.shape(ans))
+    inner = m.dot(g, ans) if len(shape) == 1 else m.sum(m.mul(g, ans), axis)
+    return m.mul_diff(ans, g, _unreduce(m, inner, shape, axis))
 
 
 # --- the rules as text (tape --explain): the linear map each applies to ḡ -------------

@@ -221,11 +221,13 @@ def _seed_chunk(nodes: list[int], shapes: list[tuple], segments, chunk: range,
 
 def evaluate(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: list[int],
              wrt: list[str] | None, log: WarningLog, keep: bool = False,
-             mode: str = "reverse") -> Sweep:
+             mode: str = "reverse", out: np.ndarray | None = None) -> Sweep:
     """Values of `output_nodes` and, if `wrt` is given, their Jacobian w.r.t. `wrt`, over
     components: ONE reverse sweep seeded with every output component (`mode="reverse"`)
     or one forward sweep seeded with every input component, chunked to bound memory.
-    With `keep`, the values, partials and (reverse mode) adjoints are kept for a trace."""
+    With `keep`, the values, partials and (reverse mode) adjoints are kept for a trace.
+    `out`, a zeroed (B, m, n) array, receives the Jacobian (the caller's own result, so
+    it is not built here and copied there)."""
     needed, values, outputs = _values(tape, env, batch, output_nodes, log)
     if wrt is None:
         return Sweep(values, outputs, None, None, None)
@@ -238,7 +240,7 @@ def evaluate(tape: Tape, env: dict[str, np.ndarray], batch: int, output_nodes: l
     out_seg = _segments([math.prod(s) for s in out_shapes])
     in_seg = _segments([math.prod(s) for s in wrt_shapes])
     m, n = out_seg[-1][1] if out_seg else 0, in_seg[-1][1] if in_seg else 0
-    jacobian = np.zeros((batch, m, n))
+    jacobian = np.zeros((batch, m, n)) if out is None else out
     widest = 1 if partials.scalar else max((_size(v) for v in values if v is not None),
                                            default=1)
     if mode == "forward":

@@ -158,6 +158,16 @@ def _hypot_ratio(x, y, h):
     return np.divide(x, h)
 
 
+def _mul_diff(a, b, c):
+    # a * (b - c) with one temporary, not two: over a Jacobian's seed rows (softmax's
+    # rule) that temporary is the size of the whole chunk, and the allocator keeps one
+    # such block from chunk to chunk where two are given back and faulted in again
+    out = np.subtract(b, c)
+    if isinstance(out, np.ndarray) and out.shape == np.broadcast_shapes(np.shape(a), out.shape):
+        return np.multiply(a, out, out=out)
+    return np.multiply(a, out)
+
+
 def _extremum_partials(m, ans, args):
     # Ties share the derivative equally (language.md): 1[a_i = ans] / #{j : a_j = ans}.
     # The tie count is built once for all arguments: n-ary min/max stay linear in n.
@@ -268,6 +278,11 @@ defprim("hypot_ratio", 3, _hypot_ratio,
         lambda m, ans, x, y, h: m.div(m.mul(m.hypot_ratio(y, x, h), m.hypot_ratio(y, x, h)), h),
         lambda m, ans, x, y, h: m.neg(m.div(m.mul(ans, m.hypot_ratio(y, x, h)), h)),
         _zero, internal=True)
+# mul_diff(a, b, c) = a*(b - c), computed with one temporary (the softmax map's last step)
+defprim("mul_diff", 3, _mul_diff,
+        lambda m, ans, a, b, c: m.sub(b, c),
+        lambda m, ans, a, b, c: a,
+        lambda m, ans, a, b, c: m.neg(a), internal=True)
 
 
 from . import array_prims  # noqa: E402,F401  (registers the array primitives)

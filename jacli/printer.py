@@ -129,6 +129,9 @@ def _jacli_text(op: str, args: list[tuple[str, int]]) -> tuple[str, int]:
     if op == "hypot_ratio":  # internal (hypot's partials): x/h, h = hypot(x, y)
         (x, x_level), _, (h, h_level) = args
         return f"{_wrap(x, x_level, PRODUCT)}/{_wrap(h, h_level, PRODUCT + 1)}", PRODUCT
+    if op == "mul_diff":  # internal (softmax's rule): a*(b - c)
+        (a, a_level), (b, _), (c, c_level) = args
+        return f"{_wrap(a, a_level, PRODUCT)}*({b} - {_wrap(c, c_level, PRODUCT)})", PRODUCT
     return f"{op}({', '.join(text for text, _ in args)})", ATOM
 
 
@@ -291,6 +294,10 @@ def _latex_text(op: str, args: list[tuple[str, int]]) -> tuple[str, int]:
         return f"(1 - {x})(1 + {x})", PRODUCT
     if op == "hypot_ratio":
         return f"\\frac{{{args[0][0]}}}{{{args[2][0]}}}", ATOM
+    if op == "mul_diff":
+        a = _wrap(args[0][0], args[0][1], PRODUCT, True)
+        c = _wrap(args[2][0], args[2][1], PRODUCT, True)
+        return f"{a} \\cdot ({args[1][0]} - {c})", PRODUCT
     if op in ("sin", "cos", "tan", "sinh", "cosh", "tanh", "exp", "log", "asin", "acos", "atan"):
         name = _LATEX_FUNCTIONS.get(op, "\\" + op)
         return f"{name}\\left({args[0][0]}\\right)", ATOM

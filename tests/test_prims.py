@@ -327,7 +327,8 @@ def test_sigmoid_and_softplus_stable_for_large_arguments(x):
 
 def test_internal_primitives_are_exactly_these():
     internal = {name for name, p in PRIMITIVES.items() if p.internal and p.shape is None}
-    assert internal == {"equal", "is_zero", "both_zero", "one_minus_square", "hypot_ratio"}
+    assert internal == {"equal", "is_zero", "both_zero", "one_minus_square", "hypot_ratio",
+                        "mul_diff"}
 
 
 def test_one_minus_square_partial_matches_finite_differences():

@@ -23,6 +23,8 @@ B4 scaling      jacli.compile (parse + tape) and program.grad (at one point) of
 B5 memory       peak RSS of `jacli grad ... --points N.csv --format csv` streaming
                 1,000,000 and 10,000,000 rows (tests/bench/memory.py).
 D2 Parquet      `jacli grad ... --points 1M.parquet -o out.parquet` against pyarrow + NumPy.
+A1-A3 arrays    an MLP's gradient, softmax's Jacobian, a one-liner on an array
+                (tests/bench/arrays.py).
 
 Every timed comparison is interleaved (jacli and the reference alternate, and which
 of the two goes first alternates too) and reported as the median, because the
@@ -792,8 +794,11 @@ def bench_b5(args, results: Results, rng, tmp: str) -> None:
 
 # --- main ------------------------------------------------------------------------------------
 
+sys.modules.setdefault("tests.bench.__main__", sys.modules[__name__])   # for the modules below
+from . import arrays  # noqa: E402  (A1-A3 take the helpers above)
+
 BENCHMARKS = {"B1": bench_b1, "B2": bench_b2, "B3": bench_b3, "B4": bench_b4, "B5": bench_b5,
-              "D2": parquet.bench_d2,
+              **arrays.BENCHMARKS, "D2": parquet.bench_d2,
               **structure.BENCHMARKS}   # S0-S2: sparsity and colouring (structure.py)
 BENCHMARKS.update(__import__("tests.bench.datasets", fromlist=["*"]).BENCHMARKS)  # D1, D4
 
@@ -817,7 +822,7 @@ def parse_args(argv=None):
                         help="smoke run: 100,000 points, B5 at 100,000 and 1,000,000 rows, "
                         "fewer repetitions")
     parser.add_argument("--only", metavar="B1,B4",
-                        help="run only these benchmarks (of B1, B2, B3, B4, B5)")
+                        help="run only these benchmarks (of B1, B2, B3, B4, B5, A1, A2, A3)")
     parser.add_argument("--points", type=int,
                         help="points for B2 and B3 (default 1,000,000; 100,000 with --quick)")
     parser.add_argument("--repeats", type=int, help="B2 repetitions (default 9; 5 quick)")
