@@ -45,15 +45,16 @@ def _check(source: str) -> None:
     """Compiles and evaluates, or raises JacliError; nothing else escapes."""
     try:
         program = jacli.compile(source)
+        point = {name: 0.7 for name in program.variables}
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")   # no raw NumPy RuntimeWarning may escape
+            # (a shape error, `x@.2`, is found by the run's shape pass: also clean)
+            result = program.jacobian(point)
     except jacli.JacliError as error:
         assert error.message
         if error.span is not None:
             assert 0 <= error.span[0] <= len(source)
         return
-    point = {name: 0.7 for name in program.variables}
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")   # no raw NumPy RuntimeWarning may escape
-        result = program.jacobian(point)
     assert result.value.shape == (len(program.outputs),)
     assert result.jacobian.shape == (len(program.outputs), len(program.variables))
 
@@ -127,3 +128,7 @@ def test_the_fast_fuzzer_finds_nothing_in_a_short_run():
 
     tally = run(2000, seed=1)
     assert tally["ok"] > 200 and tally["error"] > 200, tally
+
+
+def test_a_shape_error_found_at_run_time_is_a_clean_failure():
+    _check("x@.2")   # scalars have no matrix product: the run's shape pass says so

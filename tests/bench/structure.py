@@ -119,6 +119,21 @@ def bench_s2(args, results, rng, tmp: str) -> None:
           "reference": grad}, 3, "one grad", detail="1,001 reverse seed directions")
 
 
+def bench_s3(args, results, rng, tmp: str) -> None:
+    n = 1000
+    print(f"S3 hvp of the chained Rosenbrock function, n = {n}, one point, in process",
+          flush=True)
+    program = jacli.compile(S2_PROGRAM)
+    point, v = {"x": rng.uniform(-2.0, 2.0, n)}, rng.standard_normal(n)
+    expected = program.hessian(point, batch=False).hessian @ v
+    if not np.allclose(program.hvp(point, {"x": v}, batch=False).hvp, expected, rtol=1e-12):
+        raise Disagreement("S3: hvp differs from hess @ v")
+    _row(results, "S3", "hvp, forward over reverse (API)",
+         {"jacli": lambda: program.hvp(point, {"x": v}, batch=False),
+          "reference": lambda: program.grad(point, batch=False)},
+         max(9, args.repeats * 3), "one grad", limit=5.0, detail="equal to hess @ v")
+
+
 def colour_counts() -> list[str]:
     """The colour counts of the samples' Jacobians (and Hessians of scalar outputs)."""
     from pathlib import Path
@@ -142,4 +157,4 @@ def bench_colours(args, results, rng, tmp: str) -> None:
     print("\n".join(colour_counts()), flush=True)
 
 
-BENCHMARKS = {"S1": bench_s1, "S2": bench_s2, "S0": bench_colours}
+BENCHMARKS = {"S1": bench_s1, "S2": bench_s2, "S3": bench_s3, "S0": bench_colours}
