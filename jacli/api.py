@@ -355,13 +355,9 @@ class Program:
                                  outputs, out_shapes, inputs, in_shapes, tape, nodes, seeds,
                                  seed_batched, log, chunk_points, progress)
         with paused_gc():
-            for start in range(0, batch_size, chunk_points):
-                stop = min(start + chunk_points, batch_size)
+            for start, stop, chunk, chunk_seed in _point_chunks(
+                    env, batched_names, seeds, seed_batched, batch_size, chunk_points):
                 size = stop - start
-                chunk = {name: v[start:stop] if name in batched_names else v
-                         for name, v in env.items()}
-                chunk_seed = {k: v[start:stop] if k in seed_batched else v
-                              for k, v in seeds.items()}
                 if colouring is not None:
                     self._run_compressed(kind, pattern, colouring, tape, chunk, size, nodes,
                                          inputs, log,
@@ -486,13 +482,10 @@ class Program:
         a forward sweep for jvp), the chunks' sums added with compensation."""
         totals: dict[str, CompensatedSum] = {}
         with paused_gc():
-            for start in range(0, max(batch_size, 1), chunk_points):
-                stop = min(start + chunk_points, batch_size)
+            for start, stop, chunk, chunk_seed in _point_chunks(
+                    env, batched_names, seeds, seed_batched, batch_size, chunk_points,
+                    at_least_once=True):
                 size = stop - start
-                chunk = {name: v[start:stop] if name in batched_names else v
-                         for name, v in env.items()}
-                chunk_seed = {k: v[start:stop] if k in seed_batched else v
-                              for k, v in seeds.items()}
                 sums = _chunk_sums(kind, tape, chunk, size, nodes, outputs, out_shapes,
                                    inputs, in_shapes, chunk_seed, log)
                 for key, value in sums.items():
@@ -759,6 +752,18 @@ def _chunk_sums(kind, tape, chunk, size, nodes, outputs, out_shapes, inputs, in_
     value, sums = summed_vjp(tape, chunk, size, nodes, _unit_cotangents(out_shapes), inputs,
                              log)
     return {"value": column_sums(value), "jacobian": sums}
+
+
+def _point_chunks(env: dict, batched_names, seeds: dict, seed_batched, count: int,
+                  chunk_points: int, at_least_once: bool = False):
+    """(start, stop, values, seeds) of each chunk of `count` points: the batched values
+    and seeds cut to the chunk's rows, the shared ones whole. `at_least_once`: no points
+    still make one (empty) chunk, as a reduction of no rows needs."""
+    for start in range(0, max(count, 1) if at_least_once else count, chunk_points):
+        stop = min(start + chunk_points, count)
+        yield (start, stop,
+               {name: v[start:stop] if name in batched_names else v for name, v in env.items()},
+               {k: v[start:stop] if k in seed_batched else v for k, v in seeds.items()})
 
 
 def components(name: str, shape: tuple) -> list[str]:
