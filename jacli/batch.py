@@ -232,24 +232,27 @@ class Batch:
         """The API call behind the command, for `count` points. With arrays every value
         is batched (B, *shape), points first (shared --at values broadcast, no copy), and
         so are the seeds; results are flat over components, with the outputs' shapes."""
-        program, outputs, inputs = self.program, self.outputs, self.inputs
-        batch = True if arrays else None
         seed = {name: np.broadcast_to(v, (count,) + np.shape(v))
                 for name, v in self.seed.items()} if arrays else self.seed
+        return self._api(values, seed, self.mode, batch=True if arrays else None)
+
+    def _api(self, values: dict, seed: dict, mode: str, **options):
+        """The Program method of the command, with `options` (batch=, reduce=)."""
+        program, outputs, inputs = self.program, self.outputs, self.inputs
         if self.command == "eval":
-            return program.eval(values, outputs, batch=batch)
+            return program.eval(values, outputs, **options)
         if self.command == "jac":
-            return program.jacobian(values, inputs, outputs, mode=self.mode, batch=batch)
+            return program.jacobian(values, inputs, outputs, mode=mode, **options)
         if self.command == "hess":
-            return program.hessian(values, inputs, outputs[0], batch=batch)
+            return program.hessian(values, inputs, outputs[0], **options)
         if self.command == "jvp":
-            return program.jvp(values, seed, outputs, batch=batch)
+            return program.jvp(values, seed, outputs, **options)
         if self.command == "vjp":
-            return program.vjp(values, seed, inputs, outputs, batch=batch)
+            return program.vjp(values, seed, inputs, outputs, **options)
         if self.command == "hvp":
-            return program.hvp(values, seed, inputs, outputs[0], batch=batch)
+            return program.hvp(values, seed, inputs, outputs[0], **options)
         # grad: one output with one element (shapes.require_scalar_output says so, caret)
-        return program.grad(values, inputs, outputs[0], batch=batch)
+        return program.grad(values, inputs, outputs[0], **options)
 
     def run(self, points: Points | None) -> tuple[Report, list]:
         values, mask, count = self.bindings(points)
@@ -341,20 +344,9 @@ class Batch:
         return {**columns, **self.at}, list(columns)
 
     def _summed(self, values: dict, batched: list[str]):
-        """The API call behind the command, summed over the rows of `batched`."""
-        program, outputs, inputs = self.program, self.outputs, self.inputs
-        options = {"batch": set(batched), "reduce": "sum"}
-        if self.command == "eval":
-            return program.eval(values, outputs, **options)
-        if self.command == "jac":
-            return program.jacobian(values, inputs, outputs, **options)
-        if self.command == "hess":
-            return program.hessian(values, inputs, outputs[0], **options)
-        if self.command == "jvp":
-            return program.jvp(values, self.seed, outputs, **options)
-        if self.command == "vjp":
-            return program.vjp(values, self.seed, inputs, outputs, **options)
-        return program.grad(values, inputs, outputs[0], **options)
+        """The API call behind the command, summed over the rows of `batched` (jac in
+        reverse mode: one sweep sums the parameters' adjoints)."""
+        return self._api(values, self.seed, "reverse", batch=set(batched), reduce="sum")
 
     def _reduced_report(self, result, sums: dict, rows: int, arrays: bool) -> Report:
         """One row: the --at values shown, the summed results."""

@@ -544,30 +544,18 @@ def _execute(command: str, options: dict) -> None:
         if options.get("output") == "":   # said before the points are opened and checked
             raise JacliError("the output path is empty", origin="-o")
         job = _Job(command, options)
-        if command == "tape":
-            status = _run_tape(job, _resolve_format(options["format"], options["output"]),
-                               options["output"])
-        elif command == "check":
-            status = _run_check(job, _resolve_format(options["format"], options["output"]),
-                                options["output"])
-        elif command == "diff":
-            status = _run_diff(job, options["order"], options["format"].value,
-                               options["output"])
+        output = options["output"]
+        if command == "diff":
+            status = _run_diff(job, options["order"], options["format"].value, output)
         elif command == "graph":
-            status = _run_graph(job, options["format"].value, options["output"])
-        elif command == "chain":
-            status = _run_chain(job, _resolve_format(options["format"], options["output"]),
-                                options["output"])
-        elif command == "sparsity":
-            status = _run_sparsity(job, _resolve_format(options["format"], options["output"]),
-                                   options["output"])
-        elif options.get("sparse"):
-            status = _run_sparse(job, _resolve_format(options["format"], options["output"]),
-                                 options["output"])
-        else:
-            write = _write_reduced if job.reduce else _write_reports
-            status = write(job, _resolve_format(options["format"], options["output"]),
-                           options["output"])
+            status = _run_graph(job, options["format"].value, output)
+        else:   # the commands of --format auto|table|plain|json|csv
+            write = {"tape": _run_tape, "check": _run_check, "chain": _run_chain,
+                     "sparsity": _run_sparsity}.get(command)
+            if write is None:
+                write = (_run_sparse if options.get("sparse") else
+                         _write_reduced if job.reduce else _write_reports)
+            status = write(job, _resolve_format(options["format"], output), output)
         sys.stdout.flush()
     except JacliError as error:
         _fail(_file_hint(error, options))

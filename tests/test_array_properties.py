@@ -45,6 +45,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import jacli
+from test_properties import H as SCALAR_STEP, richardson   # the same stencil layout
 
 settings.register_profile(
     "array-ci", max_examples=25, deadline=None, derandomize=True, database=None,
@@ -431,7 +432,7 @@ def test_jvp_unit_tangents_give_columns_and_vjp_unit_cotangents_rows(gen, point)
 
 # --- against finite differences ---------------------------------------------------------------
 
-H = 2.0 ** -12          # exactly representable steps: x +- H and x +- H/2
+H = SCALAR_STEP         # exactly representable steps: x +- H and x +- H/2 (richardson's)
 SHIFTS = (1.0, -1.0, 0.5, -0.5)
 VALUE_BOUND = 1e3       # larger values make the differences' rounding error too big to judge
 
@@ -454,18 +455,6 @@ def stencil(point: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out[name] = rows[:, start:start + size].reshape((len(rows),) + np.shape(value))
         start += size
     return out
-
-
-def richardson(samples: np.ndarray, n: int) -> np.ndarray:
-    """Central differences from the stencil samples (1 + 4n, ...), extrapolated:
-    (4 D(H/2) - D(H)) / 3; the result is (..., n), the last axis the component moved."""
-    columns = []
-    for j in range(n):
-        plus, minus, half_plus, half_minus = samples[1 + 4 * j: 5 + 4 * j]
-        d1 = (plus - minus) / (2 * H)
-        d2 = (half_plus - half_minus) / H
-        columns.append((4 * d2 - d1) / 3)
-    return np.stack(columns, axis=-1)
 
 
 def by_name(result) -> dict[str, np.ndarray]:
