@@ -27,6 +27,8 @@ RESULT_FLOATS = 1 << 23
 FIRST_ROWS = 16
 #: The commands a Batch streams (the command line's other commands only use its checks).
 STREAMED = ("eval", "grad", "jac", "hess", "jvp", "vjp", "hvp")
+#: The commands --reduce sums (hvp has no summed sweep).
+REDUCED = ("eval", "grad", "jac", "hess", "jvp", "vjp")
 #: The commands whose result is a derivative (tape shows its entries without one).
 DIFFERENTIATING = ("grad", "jac", "hess", "jvp", "vjp", "hvp", "check", "diff", "chain")
 #: The result arrays of each command besides `value`.
@@ -97,7 +99,7 @@ class Batch:
             if reduce not in ("sum", "mean"):
                 raise JacliError(f"unknown reduction {reduce!r}: sum or mean",
                                  origin="--reduce")
-            if command not in STREAMED:
+            if command not in REDUCED:
                 raise JacliError(f"`{command}` does not take --reduce", origin="--reduce")
             if not points:
                 raise JacliError("--reduce sums over the rows of --points: give --points",

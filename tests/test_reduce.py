@@ -250,3 +250,12 @@ def test_sums_of_many_rows_are_as_accurate_as_fsum(rows, monkeypatch):
     assert ulps(total.value[0], math.fsum(residual**2 + x)) <= 1
     assert ulps(total.gradient[0], math.fsum(2 * residual * w + 1)) <= 1
     assert ulps(total.gradient[1], math.fsum(2 * residual * x)) <= 1
+
+
+def test_hvp_does_not_take_reduce_rather_than_dropping_its_product(tmp_path):
+    # was: the value and gradient summed, and H.v silently missing from the result
+    path = tmp_path / "p.csv"
+    path.write_text("x\n1\n2\n")
+    program = jacli.compile("x^3")
+    with pytest.raises(jacli.JacliError, match="`hvp` does not take --reduce"):
+        list(program.stream(str(path), "hvp", tangent={"x": 1.0}, reduce="sum"))
